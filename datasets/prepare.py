@@ -1,0 +1,256 @@
+"""`tailor prepare`: raw source -> validated, cleaned, pseudonymized canonical tables.
+
+Every row read is either kept or quarantined with a reason (the report checks the sum);
+validation errors stop the run before anything is written; appending a batch is
+idempotent by content and atomic.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from datasets import quarantine as q
+from datasets import sources
+from datasets.membership import derive_tiers
+from datasets.paths import data_dir
+from datasets.pseudonym import load_key, pseudonymize
+from datasets.schema import TABLES, arrow_schema, conform, empty
+from datasets.settings import PrepareConfig
+from datasets.sources.base import RawTables, content_hash
+from datasets.store import (
+    Dataset,
+    fingerprint,
+    partition_of,
+    staged,
+    write_json,
+    write_parquet,
+    write_table,
+)
+
+log = logging.getLogger(__name__)
+EVENT_COLS = TABLES["events"].names
+_SORT = {
+    "members": ["member_id"],
+    "items": ["item_id"],
+    "offers": ["offer_id"],
+    "exposures": ["member_id", "offer_id", "ts"],
+    "events": ["member_id", "ts", "event_type", "item_id", "session_id", "amount", "quantity"],
+}
+_QTY_EVENTS = ("purchase", "return", "cart")
+
+
+def prepare(
+    source: str, path: str | Path, cfg: PrepareConfig, dataset: str | None = None, append: bool = False
+) -> dict:
+    """Prepare (or with `append`, add a batch to) a dataset; returns the report."""
+    raw = sources.get(source).read(Path(path), cfg)
+    target = data_dir(dataset or source)
+    old = Dataset(target) if append and (target / "manifest.json").exists() else None
+    batch_id = content_hash(raw.paths)
+    if old is not None:
+        if any(b["id"] == batch_id for b in old.manifest["batches"]):
+            log.info("batch %s already loaded into %s: nothing added", batch_id[:12], target.name)
+            return {"dataset": target.name, "status": "already_loaded", "batch": batch_id}
+    namespace = old.manifest["id_namespace"] if old else raw.id_namespace
+    key = load_key()
+    report: dict = {"dataset": target.name, "source": source, "batch": batch_id, "files": raw.files, "tables": {}}
+    with staged(target) as stage:
+        quarantined: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
+        if old is not None:
+            for t in TABLES:
+                prev = old.quarantine(t)
+                if len(prev):
+                    quarantined[t].append(prev)
+        n_parts = old.manifest["n_partitions"] if old else max(1, -(-raw.events_rows_hint // cfg.rows_per_partition))
+        events_info = _events(raw, key, namespace, cfg, stage, old, n_parts, report, quarantined)
+        members = _members(raw, key, namespace, cfg, old, events_info, report, quarantined)
+        write_table(stage, "members", members)
+        for t in ("items", "offers", "exposures"):
+            write_table(stage, t, _small(t, getattr(raw, t), key, namespace, old, report, quarantined))
+        for t, frames in quarantined.items():
+            if frames:
+                write_parquet(pd.concat(frames, ignore_index=True), stage / "quarantine" / f"{t}.parquet")
+        _check_conservation(report)
+        batches = (old.manifest["batches"] if old else []) + [{"id": batch_id, "source": source, "files": raw.files}]
+        write_json(stage / "report.json", report)
+        manifest = {
+            "dataset": target.name,
+            "source": old.manifest["source"] if old else source,
+            "id_namespace": namespace,
+            "timezone": old.manifest["timezone"] if old else raw.timezone,
+            "has_tiers": raw.has_tiers,
+            "n_partitions": n_parts,
+            "batches": batches,
+            "ts_min": events_info["ts_min"],
+            "ts_max": events_info["ts_max"],
+            "rows": {t: int(r) for t, r in events_info["rows"].items()},
+        }
+        manifest["fingerprint"] = fingerprint(stage)
+        write_json(stage / "manifest.json", manifest)
+    return report
+
+
+def _events(
+    raw: RawTables,
+    key: bytes,
+    ns: str,
+    cfg: PrepareConfig,
+    stage: Path,
+    old: Dataset | None,
+    n_parts: int,
+    report: dict,
+    quarantined: dict,
+) -> dict:
+    """Clean event chunks into member-hash partitions; dedupe each partition."""
+    tmp = stage / "_tmp"
+    counts = {"rows_in": 0, "kept": 0, "quarantined": {}}
+    ts_min_ok = pd.Timestamp(cfg.ts_min, tz="UTC")
+    ts_max_ok = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=cfg.max_future_days)
+    for i, chunk in enumerate(tqdm(raw.events(), desc="events: clean", unit="chunk", leave=False)):
+        counts["rows_in"] += len(chunk)
+        ts = chunk["ts"]
+        qty = pd.to_numeric(chunk["quantity"], errors="coerce")
+        amount = pd.to_numeric(chunk["amount"], errors="coerce")
+        member = chunk["member_id"].astype("string").str.strip()
+        q.flag(chunk, member.isna() | (member == ""), "missing_member_id")
+        q.flag(chunk, ts.isna(), "missing_ts")
+        q.flag(chunk, (ts < ts_min_ok) | (ts > ts_max_ok), "ts_out_of_range")
+        q.flag(chunk, chunk["event_type"].isin(_QTY_EVENTS) & (qty <= 0), "non_positive_quantity")
+        q.flag(chunk, (chunk["event_type"] == "purchase") & (amount <= 0), "non_positive_price")
+        chunk["member_id"] = pseudonymize(member.where(member != ""), key, ns)
+        kept, bad = q.split(chunk)
+        _add(counts["quarantined"], q.counts(bad))
+        if len(bad):
+            quarantined["events"].append(q.to_side_table("events", bad, EVENT_COLS))
+        kept = conform("events", kept, file=",".join(raw.files)).assign(
+            _source_file=kept[q.SOURCE_FILE].to_numpy(), _source_row=kept[q.SOURCE_ROW].to_numpy()
+        )
+        part = partition_of(kept["member_id"], n_parts)
+        for p, piece in kept.groupby(part.to_numpy(), sort=True):
+            write_parquet(piece, tmp / f"p{p:05d}" / f"c{i:06d}.parquet")
+    first_seen, tiers, rows, lo, hi = [], [], 0, [], []
+    for p in tqdm(range(n_parts), desc="events: dedupe", unit="part", leave=False):
+        frames = [pd.read_parquet(f) for f in sorted((tmp / f"p{p:05d}").glob("*.parquet"))]
+        if old is not None and (old.path / "events" / f"part-{p:05d}.parquet").exists():
+            frames.insert(0, pd.read_parquet(old.path / "events" / f"part-{p:05d}.parquet"))
+        if not frames:
+            continue
+        df = pd.concat(frames, ignore_index=True)
+        dup = df.duplicated(subset=EVENT_COLS, keep="first").to_numpy()
+        bad = df.loc[dup].assign(**{q.REASON: "duplicate"})
+        if len(bad):
+            quarantined["events"].append(q.to_side_table("events", bad, EVENT_COLS))
+        _add(counts["quarantined"], q.counts(bad))
+        kept = df.loc[~dup, EVENT_COLS].sort_values(_SORT["events"], kind="stable", na_position="first")
+        write_parquet(conform("events", kept), stage / "events" / f"part-{p:05d}.parquet", arrow_schema("events"))
+        rows += len(kept)
+        first_seen.append(kept.groupby("member_id", sort=False)["ts"].min())
+        if len(kept):
+            lo.append(kept["ts"].min())
+            hi.append(kept["ts"].max())
+        tiers.append(kept.loc[kept["event_type"] == "purchase", ["member_id", "ts", "event_type", "amount"]])
+    shutil.rmtree(tmp, ignore_errors=True)
+    counts["kept"] = counts["rows_in"] - sum(counts["quarantined"].values())
+    report["tables"]["events"] = counts
+    purchases = pd.concat(tiers, ignore_index=True) if tiers else empty("events")
+    return {
+        "first_seen": pd.concat(first_seen) if first_seen else pd.Series(dtype="datetime64[us, UTC]"),
+        "purchases": purchases,
+        "ts_min": str(min(lo)) if lo else None,
+        "ts_max": str(max(hi)) if hi else None,
+        "rows": {"events": rows},
+    }
+
+
+def _members(
+    raw: RawTables,
+    key: bytes,
+    ns: str,
+    cfg: PrepareConfig,
+    old: Dataset | None,
+    ev: dict,
+    report: dict,
+    quarantined: dict,
+) -> pd.DataFrame:
+    """Members from the source plus every member seen in events; tiers derived if absent."""
+    batch = _small("members", raw.members, key, ns, None, report, quarantined)
+    base = pd.concat([old.table("members"), batch], ignore_index=True) if old is not None else batch
+    base = base.drop_duplicates("member_id", keep="last")
+    seen = ev["first_seen"]
+    new_ids = seen.index[~seen.index.isin(base["member_id"])]
+    derived = pd.DataFrame({"member_id": new_ids.astype(str), "joined_at": seen.loc[new_ids].to_numpy()})
+    report["tables"]["members"]["derived_from_events"] = len(derived)
+    members = pd.concat([base, derived], ignore_index=True) if len(derived) else base
+    if not raw.has_tiers and len(ev["purchases"]):
+        as_of = pd.Timestamp(ev["ts_max"]) + pd.Timedelta(microseconds=1)
+        tiers = derive_tiers(ev["purchases"], cfg.tiers, as_of).set_index("member_id")
+        members["tier"] = members["member_id"].map(tiers["tier"])
+        members["points_balance"] = members["member_id"].map(tiers["points_balance"])
+    members = conform("members", members)
+    return members.sort_values("member_id", kind="stable").reset_index(drop=True)
+
+
+def _small(
+    table: str, frame: pd.DataFrame | None, key: bytes, ns: str, old: Dataset | None, report: dict, quarantined: dict
+) -> pd.DataFrame:
+    """Clean a small table: missing ids, duplicate keys or rows, non-positive prices."""
+    spec = TABLES[table]
+    if frame is None or len(frame) == 0:
+        report["tables"][table] = {"rows_in": 0, "kept": 0, "quarantined": {}}
+        out = empty(table)
+        return _merge_old(table, out, old)
+    frame = frame.copy()
+    if q.SOURCE_FILE not in frame.columns:
+        frame[q.SOURCE_FILE], frame[q.SOURCE_ROW] = "", np.arange(len(frame))
+    if "member_id" in frame.columns:
+        member = frame["member_id"].astype("string").str.strip()
+        q.flag(frame, member.isna() | (member == ""), "missing_member_id")
+        frame["member_id"] = pseudonymize(member.where(member != ""), key, ns)
+    if table == "items":
+        q.flag(frame, pd.to_numeric(frame["price"], errors="coerce") <= 0, "non_positive_price")
+    if spec.key:  # keyed tables: one row per key (a later batch may update it)
+        id_col = spec.key[0]
+        q.flag(frame, frame[id_col].isna(), f"missing_{id_col}")
+        q.flag(frame, frame.duplicated(id_col, keep="first"), f"duplicate_{id_col}")
+    else:  # event-like tables: exact duplicates, within the batch and against stored rows
+        cols = [c for c in spec.names if c in frame.columns]
+        q.flag(frame, frame.duplicated(cols, keep="first"), "duplicate")
+        if old is not None and len(prev := old.table(table)):
+            typed = conform(table, frame.assign(member_id=frame["member_id"].fillna("?")))[cols]
+            seen = pd.MultiIndex.from_frame(prev[cols].astype(str))
+            q.flag(frame, pd.MultiIndex.from_frame(typed.astype(str)).isin(seen), "duplicate")
+    kept, bad = q.split(frame)
+    report["tables"][table] = {"rows_in": len(frame), "kept": len(kept), "quarantined": q.counts(bad)}
+    if len(bad):
+        quarantined[table].append(q.to_side_table(table, bad, spec.names))
+    out = conform(table, kept, file=",".join(sorted(set(frame[q.SOURCE_FILE].astype(str))))).reset_index(drop=True)
+    return _merge_old(table, out, old)
+
+
+def _merge_old(table: str, new: pd.DataFrame, old: Dataset | None) -> pd.DataFrame:
+    """Upsert a batch into the stored table: keyed rows are replaced, others appended once."""
+    if old is not None:
+        prev = old.table(table)
+        if len(prev):
+            both = pd.concat([prev, new], ignore_index=True)
+            key = list(TABLES[table].key) or [c for c in TABLES[table].names if c in both.columns]
+            new = both.drop_duplicates(key, keep="last") if TABLES[table].key else both.drop_duplicates(key)
+    return new.sort_values(_SORT[table], kind="stable").reset_index(drop=True)
+
+
+def _add(total: dict[str, int], more: dict[str, int]) -> None:
+    for k, v in more.items():
+        total[k] = total.get(k, 0) + v
+
+
+def _check_conservation(report: dict) -> None:
+    """rows in = rows kept + rows quarantined, for every table (a failure is a bug)."""
+    for table, c in report["tables"].items():
+        if c["rows_in"] != c["kept"] + sum(c["quarantined"].values()):
+            raise AssertionError(f"row accounting broken for {table}: {c}")

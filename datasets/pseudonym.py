@@ -1,0 +1,48 @@
+"""Keyed pseudonymization of member ids at ingestion (HMAC-SHA256, truncated).
+
+The key comes from TAILOR_PSEUDONYM_KEY or from TAILOR_HOME/secrets/pseudonym.key, created
+on first use with owner-only permissions. Without the key, ids cannot be linked back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+
+import pandas as pd
+
+from datasets.paths import tailor_home
+
+PREFIX = "m_"
+_LEN = 16  # hex chars: 64 bits, collision-free in practice below ~10^8 members
+
+
+def load_key() -> bytes:
+    """The pseudonymization key: from the environment, else a key file made on first use."""
+    env = os.environ.get("TAILOR_PSEUDONYM_KEY")
+    if env:
+        return env.encode()
+    path = tailor_home() / "secrets" / "pseudonym.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def pseudonymize_one(raw_id: str, key: bytes, namespace: str = "") -> str:
+    """Pseudonym of one raw id; `namespace` keeps ids of different sources apart."""
+    digest = hmac.new(key, f"{namespace}\x1f{raw_id}".encode(), hashlib.sha256).hexdigest()
+    return PREFIX + digest[:_LEN]
+
+
+def pseudonymize(raw_ids: pd.Series, key: bytes, namespace: str = "") -> pd.Series:
+    """Pseudonymize a column, hashing each distinct id once; missing ids stay missing."""
+    present = raw_ids.dropna()
+    uniques = pd.unique(present.astype(str))
+    mapping = {u: pseudonymize_one(u, key, namespace) for u in uniques}
+    out = raw_ids.astype("string").map(mapping, na_action="ignore")
+    return out.astype("string[pyarrow]")

@@ -1,0 +1,1 @@
+"""Tailor serving: artifact loading, FAISS indices, offer ranking, the BentoML service."""

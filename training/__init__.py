@@ -1,0 +1,1 @@
+"""Tailor training: models, Lightning wrappers, baselines, metrics, tracking, sweeps, and the CLI."""
