@@ -27,7 +27,7 @@ class DataValidationError(ValueError):
         if self.rows:
             shown = ", ".join(
                 f"row {r} ({v!r})" if i < len(self.values) else f"row {r}"
-                for i, (r, v) in enumerate(zip(self.rows, self.values + [None] * 5))
+                for i, (r, v) in enumerate(zip(self.rows, [*self.values, *[None] * 5], strict=False))
             )
             where.append(f"first bad rows: {shown}")
         super().__init__(f"{message}" + (f" [{'; '.join(where)}]" if where else ""))

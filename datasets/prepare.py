@@ -53,10 +53,9 @@ def prepare(
     target = data_dir(dataset or source)
     old = Dataset(target) if append and (target / "manifest.json").exists() else None
     batch_id = content_hash(raw.paths)
-    if old is not None:
-        if any(b["id"] == batch_id for b in old.manifest["batches"]):
-            log.info("batch %s already loaded into %s: nothing added", batch_id[:12], target.name)
-            return {"dataset": target.name, "status": "already_loaded", "batch": batch_id}
+    if old is not None and any(b["id"] == batch_id for b in old.manifest["batches"]):
+        log.info("batch %s already loaded into %s: nothing added", batch_id[:12], target.name)
+        return {"dataset": target.name, "status": "already_loaded", "batch": batch_id}
     namespace = old.manifest["id_namespace"] if old else raw.id_namespace
     key = load_key()
     report: dict = {"dataset": target.name, "source": source, "batch": batch_id, "files": raw.files, "tables": {}}

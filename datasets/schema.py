@@ -250,7 +250,7 @@ def _cast(values: pd.Series, col: Column, table: str, file: str) -> pd.Series:
     if kind == "bool":
         if pd.api.types.is_bool_dtype(values.dtype):
             return values.astype("boolean")
-        mapped = values.map(_BOOL, na_action="ignore")
+        mapped = values.astype("string").str.strip().str.lower().map(_BOOL, na_action="ignore")
         bad = mapped.isna() & values.notna()
         if bad.any():
             rows = np.flatnonzero(bad.to_numpy())
@@ -269,22 +269,7 @@ def _cast(values: pd.Series, col: Column, table: str, file: str) -> pd.Series:
     raise AssertionError(kind)
 
 
-_BOOL = {
-    True: True,
-    False: False,
-    1: True,
-    0: False,
-    "1": True,
-    "0": False,
-    "true": True,
-    "false": False,
-    "True": True,
-    "False": False,
-    "TRUE": True,
-    "FALSE": False,
-    1.0: True,
-    0.0: False,
-}
+_BOOL = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False, "yes": True, "no": False}
 
 
 def _as_list(v: object) -> list[str]:

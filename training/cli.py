@@ -37,7 +37,7 @@ def _generate(a: argparse.Namespace) -> int:
 
 
 def _demo(a: argparse.Namespace) -> int:
-    from datasets.demo import run_demo
+    from training.demo import run_demo
 
     return run_demo(source=a.source, path=a.path)
 

@@ -1,0 +1,156 @@
+"""The prepare pipeline: conservation of rows, determinism, idempotent atomic appends, privacy."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from datasets.errors import DataValidationError
+from datasets.prepare import prepare
+from datasets.store import Dataset
+
+HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
+CLEAN = ["536365", "85123A", "WHITE HANGING HEART", "6", "2011-01-05 08:26:00", "2.55", "17850", "United Kingdom"]
+
+
+def write_retail(path: Path, rows: list[list[str]]) -> Path:
+    """An Online Retail CSV (gzipped like the original)."""
+    with gzip.open(path, "wt", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(HEADER)
+        w.writerows(rows)
+    return path
+
+
+def row(**changes: str) -> list[str]:
+    base = dict(zip(HEADER, CLEAN, strict=True))
+    base.update(changes)
+    return [base[h] for h in HEADER]
+
+
+DIRTY = {
+    "cancellation": row(InvoiceNo="C536379", Quantity="-1"),
+    "missing_member_id": row(CustomerID=""),
+    "non_product_code": row(StockCode="POST"),
+    "non_positive_price": row(UnitPrice="0"),
+    "non_positive_quantity": row(Quantity="-3"),
+    "ts_out_of_range": row(InvoiceDate="1980-01-01 10:00:00"),
+}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_each_dirty_kind_is_quarantined_with_its_reason(tailor_home, prepare_cfg, tmp_path):
+    rows = [row(CustomerID=str(12000 + i), StockCode=f"2{i:04d}") for i in range(5)]
+    rows += list(DIRTY.values()) + [rows[0]]  # the last one is an exact duplicate
+    report = prepare("online_retail", write_retail(tmp_path / "r.csv.gz", rows), prepare_cfg, dataset="t")
+    ev = report["tables"]["events"]
+    assert ev["rows_in"] == len(rows) == ev["kept"] + sum(ev["quarantined"].values())
+    assert ev["kept"] == 5
+    assert ev["quarantined"] == {**{k: 1 for k in DIRTY}, "duplicate": 1}
+    side = Dataset("t").quarantine("events")
+    assert sorted(side["reason"]) == sorted([*DIRTY, "duplicate"])
+    assert side["source_row"].notna().all()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["clean", *DIRTY, "dup"]), min_size=1, max_size=40))
+def test_quarantine_conserves_rows(tailor_home, prepare_cfg, tmp_path, kinds):
+    rows: list[list[str]] = []
+    for i, kind in enumerate(kinds):
+        if kind == "dup" and rows:
+            rows.append(rows[-1])
+        elif kind in DIRTY:
+            rows.append(DIRTY[kind])
+        else:
+            rows.append(row(CustomerID=str(13000 + i % 7), StockCode=f"3{i:04d}"))
+    report = prepare("online_retail", write_retail(tmp_path / "p.csv.gz", rows), prepare_cfg, dataset="p")
+    ev = report["tables"]["events"]
+    assert ev["rows_in"] == len(rows) == ev["kept"] + sum(ev["quarantined"].values())
+    kept = Dataset("p").table("events")
+    assert len(kept) == ev["kept"]
+    assert not kept.duplicated().any()
+    assert (kept["amount"] > 0).all() and kept["member_id"].notna().all()
+
+
+def test_rerun_is_byte_identical(tailor_home, prepare_cfg, tmp_path):
+    rows = [row(CustomerID=str(12000 + i), StockCode=f"2{i:04d}") for i in range(30)] + list(DIRTY.values())
+    path = write_retail(tmp_path / "r.csv.gz", rows)
+    prepare("online_retail", path, prepare_cfg, dataset="d")
+    first = snapshot(tailor_home / "data" / "d")
+    prepare("online_retail", path, prepare_cfg, dataset="d")
+    assert snapshot(tailor_home / "data" / "d") == first
+
+
+def test_append_is_idempotent_and_dedupes_against_stored_rows(tailor_home, prepare_cfg, tmp_path):
+    day1 = [row(CustomerID=str(12000 + i), StockCode=f"2{i:04d}") for i in range(10)]
+    day2 = day1[-3:] + [row(CustomerID="12999", InvoiceDate="2011-01-06 09:00:00", StockCode="22222")]
+    prepare("online_retail", write_retail(tmp_path / "d1.csv.gz", day1), prepare_cfg, dataset="a")
+    rep = prepare("online_retail", write_retail(tmp_path / "d2.csv.gz", day2), prepare_cfg, dataset="a", append=True)
+    assert rep["tables"]["events"]["kept"] == 1
+    assert rep["tables"]["events"]["quarantined"] == {"duplicate": 3}
+    ds = Dataset("a")
+    assert len(ds.table("events")) == 11 and len(ds.manifest["batches"]) == 2
+    assert len(ds.table("members")) == 11
+    before = snapshot(ds.path)
+    again = prepare("online_retail", tmp_path / "d2.csv.gz", prepare_cfg, dataset="a", append=True)
+    assert again["status"] == "already_loaded"
+    assert snapshot(ds.path) == before
+
+
+def test_failed_batch_leaves_dataset_untouched(tailor_home, prepare_cfg, tmp_path):
+    prepare("online_retail", write_retail(tmp_path / "ok.csv.gz", [row()]), prepare_cfg, dataset="f")
+    before = snapshot(tailor_home / "data" / "f")
+    bad = write_retail(tmp_path / "bad.csv.gz", [row(CustomerID="12001"), row(InvoiceDate="not a date")])
+    with pytest.raises(DataValidationError) as err:
+        prepare("online_retail", bad, prepare_cfg, dataset="f", append=True)
+    msg = str(err.value)
+    assert "bad.csv.gz" in msg and "InvoiceDate" in msg and "row 1" in msg and "not a date" in msg
+    assert snapshot(tailor_home / "data" / "f") == before
+    assert [p.name for p in (tailor_home / "data").iterdir()] == ["f"]  # no staging left behind
+
+
+@pytest.mark.parametrize(
+    ("change", "column"),
+    [({"Quantity": "six"}, "Quantity"), ({"UnitPrice": "2,55x"}, "UnitPrice"), ({"InvoiceDate": "31/31/2011"}, "InvoiceDate")],
+)
+def test_bad_values_name_file_column_and_row(tailor_home, prepare_cfg, tmp_path, change, column):
+    path = write_retail(tmp_path / "x.csv.gz", [row(), row(**change)])
+    with pytest.raises(DataValidationError) as err:
+        prepare("online_retail", path, prepare_cfg, dataset="x")
+    assert "x.csv.gz" in str(err.value) and f"'{column}'" in str(err.value) and "row 1" in str(err.value)
+    assert not (tailor_home / "data" / "x").exists()
+
+
+def test_raw_ids_never_reach_outputs(tailor_home, prepare_cfg, tmp_path):
+    ids = [str(17000 + i) for i in range(20)]
+    rows = [row(CustomerID=i, StockCode=f"2{n:04d}") for n, i in enumerate(ids)] + [DIRTY["non_product_code"]]
+    prepare("online_retail", write_retail(tmp_path / "r.csv.gz", rows), prepare_cfg, dataset="priv")
+    ds = Dataset("priv")
+    frames = [ds.table(t) for t in ("members", "events")] + [ds.quarantine("events")]
+    text = "\n".join(f.astype(str).to_csv() for f in frames)
+    assert not any(i in text for i in ids)
+    assert set(ds.table("members")["member_id"].str.slice(0, 2)) == {"m_"}
+
+
+def test_key_file_is_created_private_and_reused(tmp_path, monkeypatch):
+    from datasets.pseudonym import load_key, pseudonymize
+
+    monkeypatch.setenv("TAILOR_HOME", str(tmp_path))
+    monkeypatch.delenv("TAILOR_PSEUDONYM_KEY", raising=False)
+    key = load_key()
+    keyfile = tmp_path / "secrets" / "pseudonym.key"
+    assert keyfile.stat().st_mode & 0o777 == 0o600
+    assert load_key() == key
+    a = pseudonymize(pd.Series(["1", "2", None]), key)
+    monkeypatch.setenv("TAILOR_PSEUDONYM_KEY", "other")
+    b = pseudonymize(pd.Series(["1", "2", None]), load_key())
+    assert a.iloc[0] != b.iloc[0] and pd.isna(a.iloc[2])
