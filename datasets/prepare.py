@@ -19,7 +19,7 @@ from datasets import quarantine as q
 from datasets import sources
 from datasets.membership import derive_tiers
 from datasets.paths import data_dir
-from datasets.pseudonym import load_key, pseudonymize
+from datasets.pseudonym import load_key, pseudonymize, pseudonymize_fast
 from datasets.schema import TABLES, arrow_schema, conform, empty
 from datasets.settings import PrepareConfig
 from datasets.sources.base import RawTables, content_hash
@@ -92,6 +92,16 @@ def prepare(
         }
         manifest["fingerprint"] = fingerprint(stage)
         write_json(stage / "manifest.json", manifest)
+    ev = report["tables"]["events"]
+    log.info(
+        "prepared %s from %s: events %d in, %d kept, %d quarantined; fingerprint %s",
+        target.name,
+        source,
+        ev["rows_in"],
+        ev["kept"],
+        ev["rows_in"] - ev["kept"],
+        manifest["fingerprint"][:12],
+    )
     return report
 
 
@@ -123,6 +133,7 @@ def _events(
         q.flag(chunk, chunk["event_type"].isin(_QTY_EVENTS) & (qty <= 0), "non_positive_quantity")
         q.flag(chunk, (chunk["event_type"] == "purchase") & (amount <= 0), "non_positive_price")
         chunk["member_id"] = pseudonymize(member.where(member != ""), key, ns)
+        chunk["session_id"] = pseudonymize_fast(chunk["session_id"], key, ns + ":session")
         kept, bad = q.split(chunk)
         _add(counts["quarantined"], q.counts(bad))
         if len(bad):

@@ -173,7 +173,8 @@ def arrow_schema(table: str, frame: pd.DataFrame | None = None) -> pa.Schema:
     if frame is not None:
         for name in extra_columns(table, frame):
             dtype = frame[name].dtype
-            if pd.api.types.is_bool_dtype(dtype):
+            inferred = pd.api.types.infer_dtype(frame[name], skipna=True)
+            if pd.api.types.is_bool_dtype(dtype) or inferred == "boolean":
                 typ = pa.bool_()
             elif pd.api.types.is_numeric_dtype(dtype):
                 typ = pa.float64()

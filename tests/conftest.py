@@ -19,7 +19,7 @@ def tailor_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def prepare_cfg():  # noqa: ANN201
+def prepare_cfg():
     from datasets.config import load
     from datasets.settings import PrepareConfig
 

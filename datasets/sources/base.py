@@ -73,6 +73,8 @@ def read_csv(path: Path, required: list[str], **kwargs) -> pd.DataFrame:
         raise DataValidationError(
             f"missing column(s) {missing}; found {list(df.columns)}", file=str(path), column=missing[0]
         )
+    if df.empty:
+        raise DataValidationError("input file has a header but no rows", file=str(path))
     df[SOURCE_FILE] = path.name
     df[SOURCE_ROW] = np.arange(len(df), dtype=np.int64)
     return df

@@ -92,7 +92,7 @@ def test_rerun_is_byte_identical(tailor_home, prepare_cfg, tmp_path):
 
 def test_append_is_idempotent_and_dedupes_against_stored_rows(tailor_home, prepare_cfg, tmp_path):
     day1 = [row(CustomerID=str(12000 + i), StockCode=f"2{i:04d}") for i in range(10)]
-    day2 = day1[-3:] + [row(CustomerID="12999", InvoiceDate="2011-01-06 09:00:00", StockCode="22222")]
+    day2 = [*day1[-3:], row(CustomerID="12999", InvoiceDate="2011-01-06 09:00:00", StockCode="22222")]
     prepare("online_retail", write_retail(tmp_path / "d1.csv.gz", day1), prepare_cfg, dataset="a")
     rep = prepare("online_retail", write_retail(tmp_path / "d2.csv.gz", day2), prepare_cfg, dataset="a", append=True)
     assert rep["tables"]["events"]["kept"] == 1
@@ -120,7 +120,11 @@ def test_failed_batch_leaves_dataset_untouched(tailor_home, prepare_cfg, tmp_pat
 
 @pytest.mark.parametrize(
     ("change", "column"),
-    [({"Quantity": "six"}, "Quantity"), ({"UnitPrice": "2,55x"}, "UnitPrice"), ({"InvoiceDate": "31/31/2011"}, "InvoiceDate")],
+    [
+        ({"Quantity": "six"}, "Quantity"),
+        ({"UnitPrice": "2,55x"}, "UnitPrice"),
+        ({"InvoiceDate": "31/31/2011"}, "InvoiceDate"),
+    ],
 )
 def test_bad_values_name_file_column_and_row(tailor_home, prepare_cfg, tmp_path, change, column):
     path = write_retail(tmp_path / "x.csv.gz", [row(), row(**change)])
