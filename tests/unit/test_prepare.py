@@ -50,7 +50,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def test_each_dirty_kind_is_quarantined_with_its_reason(tailor_home, prepare_cfg, tmp_path):
     rows = [row(CustomerID=str(12000 + i), StockCode=f"2{i:04d}") for i in range(5)]
-    rows += list(DIRTY.values()) + [rows[0]]  # the last one is an exact duplicate
+    rows += [*DIRTY.values(), rows[0]]  # the last one is an exact duplicate
     report = prepare("online_retail", write_retail(tmp_path / "r.csv.gz", rows), prepare_cfg, dataset="t")
     ev = report["tables"]["events"]
     assert ev["rows_in"] == len(rows) == ev["kept"] + sum(ev["quarantined"].values())
