@@ -83,7 +83,8 @@ def prepare(
             "source": old.manifest["source"] if old else source,
             "id_namespace": namespace,
             "timezone": old.manifest["timezone"] if old else raw.timezone,
-            "has_tiers": raw.has_tiers,
+            "has_tiers": bool(old.manifest["has_tiers"]) if old else raw.has_tiers,
+            "tier_rules": cfg.tiers.model_dump(),  # features derive tiers with the same rules
             "n_partitions": n_parts,
             "batches": batches,
             "ts_min": events_info["ts_min"],
@@ -193,6 +194,11 @@ def _members(
     base = pd.concat([old.table("members"), batch], ignore_index=True) if old is not None else batch
     base = base.drop_duplicates("member_id", keep="last")
     seen = ev["first_seen"]
+    if old is not None and len(base):  # a member's first event may be in an earlier batch
+        seen = pd.concat([seen, base.set_index("member_id")["joined_at"].dropna()]).groupby(level=0).min()
+    # Sources without a join date: the first event stands in for it (the member existed then).
+    if len(seen):
+        base["joined_at"] = base["joined_at"].fillna(base["member_id"].map(seen).astype(base["joined_at"].dtype))
     new_ids = seen.index[~seen.index.isin(base["member_id"])]
     derived = pd.DataFrame({"member_id": new_ids.astype(str), "joined_at": seen.loc[new_ids].to_numpy()})
     report["tables"]["members"]["derived_from_events"] = len(derived)

@@ -43,11 +43,10 @@ def pseudonymize_one(raw_id: str, key: bytes, namespace: str = "") -> str:
 
 def pseudonymize(raw_ids: pd.Series, key: bytes, namespace: str = "") -> pd.Series:
     """Pseudonymize a column, hashing each distinct id once; missing ids stay missing."""
-    present = raw_ids.dropna()
-    uniques = pd.unique(present.astype(str))
-    mapping = {u: pseudonymize_one(u, key, namespace) for u in uniques}
-    out = raw_ids.astype("string").map(mapping, na_action="ignore")
-    return out.astype("string[pyarrow]")
+    codes, uniques = pd.factorize(raw_ids.astype("string"), use_na_sentinel=True)
+    table = pa.array([*(pseudonymize_one(str(u), key, namespace) for u in uniques), None], type=pa.string())
+    taken = table.take(pa.array(np.where(codes < 0, len(uniques), codes)))
+    return pd.Series(pd.arrays.ArrowExtensionArray(taken), index=raw_ids.index).astype("string[pyarrow]")
 
 
 def pseudonymize_fast(values: pd.Series, key: bytes, namespace: str, prefix: str = "s_") -> pd.Series:

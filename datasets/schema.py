@@ -300,7 +300,7 @@ def to_utc(
     if pd.api.types.is_datetime64_dtype(values.dtype):
         parsed = values
     else:
-        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+        parsed = _parse_mixed(values, tz)
         bad = parsed.isna() & values.notna() & (values.astype("string").str.strip() != "")
         if bad.any():
             rows = np.flatnonzero(bad.to_numpy())
@@ -316,3 +316,21 @@ def to_utc(
         ambiguous = np.zeros(len(parsed), dtype=bool)
         parsed = parsed.dt.tz_localize(tz or "UTC", ambiguous=ambiguous, nonexistent="shift_forward")
     return parsed.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+
+
+def _parse_mixed(values: pd.Series, tz: str | None) -> pd.Series:
+    """Parse strings that may mix UTC offsets (across a DST change) with naive values.
+
+    Values with an offset become UTC; naive ones are localized to `tz` by the caller.
+    """
+    text = values.astype("string").str.strip()
+    has_offset = text.str.contains(r"(?:[+-]\d{2}:?\d{2}|Z)$", regex=True).fillna(False).to_numpy()
+    if not has_offset.any():
+        return pd.to_datetime(text, errors="coerce", format="mixed")
+    aware = pd.to_datetime(text.where(has_offset), errors="coerce", format="mixed", utc=True)
+    if has_offset.all():
+        return aware
+    naive = pd.to_datetime(text.where(~has_offset), errors="coerce", format="mixed")
+    ambiguous = np.zeros(len(naive), dtype=bool)
+    local = naive.dt.tz_localize(tz or "UTC", ambiguous=ambiguous, nonexistent="shift_forward").dt.tz_convert("UTC")
+    return aware.where(has_offset, local)

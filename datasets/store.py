@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -45,7 +46,9 @@ def partition_of(member_ids: pd.Series, n_partitions: int) -> pd.Series:
     """Stable partition of each pseudonymized id (hex digits after the prefix)."""
     if n_partitions == 1:
         return pd.Series(0, index=member_ids.index, dtype="int64")
-    return member_ids.str.slice(2, 9).map(lambda h: int(h, 16)).astype("int64") % n_partitions
+    codes, uniques = pd.factorize(member_ids)  # convert each distinct id once
+    parts = np.array([int(u[2:9], 16) % n_partitions for u in uniques] + [0], dtype=np.int64)
+    return pd.Series(parts[codes], index=member_ids.index)
 
 
 class Dataset:
