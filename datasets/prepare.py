@@ -153,13 +153,15 @@ def _events(
         if not frames:
             continue
         df = pd.concat(frames, ignore_index=True)
-        dup = df.duplicated(subset=EVENT_COLS, keep="first").to_numpy()
+        row_hash = pd.util.hash_pandas_object(df[EVENT_COLS], index=False).to_numpy()
+        dup = _exact_duplicates(df, row_hash)
         bad = df.loc[dup].assign(**{q.REASON: "duplicate"})
         if len(bad):
             quarantined["events"].append(q.to_side_table("events", bad, EVENT_COLS))
         _add(counts["quarantined"], q.counts(bad))
-        kept = df.loc[~dup, EVENT_COLS].sort_values(_SORT["events"], kind="stable", na_position="first")
-        write_parquet(conform("events", kept), stage / "events" / f"part-{p:05d}.parquet", arrow_schema("events"))
+        kept = df.loc[~dup, EVENT_COLS]
+        kept = kept.iloc[_content_order(kept, row_hash[~dup])].reset_index(drop=True)
+        write_parquet(kept, stage / "events" / f"part-{p:05d}.parquet", arrow_schema("events"))
         rows += len(kept)
         first_seen.append(kept.groupby("member_id", sort=False)["ts"].min())
         if len(kept):
@@ -177,6 +179,22 @@ def _events(
         "ts_max": str(max(hi)) if hi else None,
         "rows": {"events": rows},
     }
+
+
+def _exact_duplicates(df: pd.DataFrame, row_hash: np.ndarray) -> np.ndarray:
+    """Rows equal to an earlier row; hashes find candidates, an exact comparison confirms them."""
+    candidates = pd.Series(row_hash).duplicated(keep=False).to_numpy()
+    dup = np.zeros(len(df), dtype=bool)
+    if candidates.any():
+        dup[np.flatnonzero(candidates)] = df.loc[candidates].duplicated(subset=EVENT_COLS, keep="first").to_numpy()
+    return dup
+
+
+def _content_order(df: pd.DataFrame, row_hash: np.ndarray) -> np.ndarray:
+    """Order by member, time, then row content: the same rows give the same bytes in any input order."""
+    member_codes, _ = pd.factorize(df["member_id"], sort=True)
+    ts = df["ts"].astype("int64").to_numpy()
+    return np.lexsort((row_hash, ts, member_codes))
 
 
 def _members(

