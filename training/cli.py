@@ -36,6 +36,20 @@ def _generate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _train(a: argparse.Namespace) -> int:
+    from training.persona.job import run
+
+    run(a.dataset, config=a.config or a.model, overrides=a.set, job="train")
+    return 0
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    from training.persona.job import run
+
+    run(a.dataset, config=a.config or a.model, overrides=a.set, job="evaluate")
+    return 0
+
+
 def _demo(a: argparse.Namespace) -> int:
     from training.demo import run_demo
 
@@ -97,6 +111,16 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--members", type=int, default=10_000, help="number of members (default 10000)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", help="output folder (default TAILOR_HOME/raw/synthetic-<members>-<seed>)")
+
+    for name, fn, help_ in (
+        ("train", _train, "fit a model on the fixed protocol, log it beside the baselines to MLflow, register it"),
+        ("evaluate", _evaluate, "fit and compare a model with every baseline on the same split (no registration)"),
+    ):
+        sp = cmd(name, fn, help_)
+        sp.add_argument("model", choices=["persona"], help="model family")
+        sp.add_argument("--dataset", required=True, help="prepared dataset name")
+        sp.add_argument("--config", help="config name in configs/ or a YAML path (default: the model's)")
+        sp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
 
     sp = cmd("demo", _demo, "the main job end to end on the embedded default")
     sp.add_argument("--source", default="completejourney", help="real source to run on (default completejourney)")

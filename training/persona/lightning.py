@@ -1,0 +1,130 @@
+"""Thin LightningModule around PersonaNet: multi-label softmax over the full catalogue.
+
+Validation is the protocol itself: full ranking of the validation window, NDCG@k and
+Recall@k over all items and over new-to-member items, logged as `val/all/ndcg@20` etc.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training.interactions import Task
+from training.metrics import ndcg_at_k, recall_at_k
+from training.persona.data import PAD_TARGET
+from training.persona.model import PersonaNet, PersonaShape
+
+
+def multilabel_softmax_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over examples of the mean -log softmax probability of each target item."""
+    logp = F.log_softmax(logits, dim=1)
+    mask = targets != PAD_TARGET
+    picked = logp.gather(1, targets.clamp(min=0)) * mask
+    return -(picked.sum(1) / mask.sum(1).clamp(min=1)).mean()
+
+
+def mask_history(logits: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+    """Logits with each member's history items at -inf (padding points one past the catalogue)."""
+    spare = torch.cat([logits, logits.new_zeros(len(logits), 1)], dim=1)
+    return spare.scatter(1, hist, float("-inf"))[:, :-1]
+
+
+def _in_history(targets: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+    """(b, T) whether each target item is in the member's history."""
+    return (targets.unsqueeze(2) == hist.unsqueeze(1)).any(2)
+
+
+def trim(batch: dict[str, torch.Tensor], pad: int) -> dict[str, torch.Tensor]:
+    """Cut history padding to the longest history in the batch (most members have short ones)."""
+    longest = int((batch["hist"] != pad).sum(1).max().clamp(min=1))
+    return {**batch, "hist": batch["hist"][:, :longest], "hist_feats": batch["hist_feats"][:, :longest]}
+
+
+class PersonaModule(L.LightningModule):
+    """Training and protocol validation of a PersonaNet."""
+
+    def __init__(
+        self,
+        shape: PersonaShape,
+        items: dict[str, torch.Tensor],
+        lr: float,
+        weight_decay: float,
+        explore_weight: float = 1.0,
+        val_task: Task | None = None,
+        k: int = 20,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(
+            {
+                "shape": shape.to_dict(),
+                "lr": lr,
+                "weight_decay": weight_decay,
+                "explore_weight": explore_weight,
+                "k": k,
+            },
+            logger=False,
+        )
+        self.net = PersonaNet(shape)
+        for name, t in items.items():
+            self.register_buffer(f"item_{name}", t, persistent=False)
+        self.val_task, self.k = val_task, k
+        self._val: list[tuple[np.ndarray, np.ndarray]] = []
+        self.best: tuple[float, int, dict] | None = None  # (val ndcg, epoch, state)
+
+    @property
+    def items(self) -> dict[str, torch.Tensor]:
+        return {
+            "category": self.item_category,
+            "price_band": self.item_price_band,
+            "repeat_rate": self.item_repeat_rate,
+        }
+
+    def training_step(self, batch: dict[str, torch.Tensor], _: int) -> torch.Tensor:
+        batch = trim(batch, self.net.shape.n_items)
+        explore = self.net.explore(batch, self.items)
+        loss_all = multilabel_softmax_loss(self.net.add_repeat(explore, batch, self.items), batch["targets"])
+        # discovery: rank the items the member has not bought yet, among items not bought yet
+        new_targets = batch["targets"].masked_fill(_in_history(batch["targets"], batch["hist"]), PAD_TARGET)
+        has_new = (new_targets != PAD_TARGET).any(1)
+        loss_new = multilabel_softmax_loss(mask_history(explore, batch["hist"])[has_new], new_targets[has_new])
+        loss = loss_all + self.hparams.explore_weight * loss_new
+        n = len(batch["targets"])
+        self.log_dict({"train/loss": loss, "train/loss_all": loss_all, "train/loss_new": loss_new},
+                      prog_bar=True, on_step=False, on_epoch=True, batch_size=n)  # fmt: skip
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], _: int) -> None:
+        batch = trim(batch, self.net.shape.n_items)
+        explore = self.net.explore(batch, self.items)
+        top_all = torch.topk(self.net.add_repeat(explore, batch, self.items), self.k, dim=1).indices
+        top_new = torch.topk(mask_history(explore, batch["hist"]), self.k, dim=1).indices
+        self._val.append((top_all.cpu().numpy(), top_new.cpu().numpy()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val or self.val_task is None:
+            return
+        top_all = np.concatenate([a for a, _ in self._val])
+        top_new = np.concatenate([b for _, b in self._val])
+        self._val.clear()
+        task = self.val_task
+        new_truth = task.new_truth()
+        keep = np.array([len(t) > 0 for t in new_truth])
+        new_only = [t for t in new_truth if len(t)]
+        # "@" is refused by MLflow: metric names are stored as val/all/ndcg_at_20
+        metrics = {
+            f"val/all/ndcg_at_{self.k}": float(ndcg_at_k(top_all, task.truth).mean()),
+            f"val/all/recall_at_{self.k}": float(recall_at_k(top_all, task.truth).mean()),
+            f"val/new/ndcg_at_{self.k}": float(ndcg_at_k(top_new[keep], new_only).mean()),
+            f"val/new/recall_at_{self.k}": float(recall_at_k(top_new[keep], new_only).mean()),
+        }
+        self.log_dict(metrics, prog_bar=True)
+        score = metrics[f"val/all/ndcg_at_{self.k}"] + metrics[f"val/new/ndcg_at_{self.k}"]
+        if not self.trainer.sanity_checking and (self.best is None or score > self.best[0]):
+            self.best = (score, self.current_epoch + 1, copy.deepcopy(self.net.state_dict()))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -1,0 +1,92 @@
+"""The persona model as an MLflow pyfunc: purchase history in, member vectors out.
+
+Serving loads this with `mlflow.pyfunc.load_model` and needs only torch and this package's
+plain module (no Lightning). `predict` takes purchase rows (member_id, item_id, ts, plus
+optional region/age_band) and returns one vector per member: a member's vector is always
+computed from the history given, so new events refresh it without retraining (fold-in),
+and a member with no known items gets a vector from attributes alone (cold start).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import torch
+
+from training.interactions import Interactions
+from training.persona.data import Catalogue, histories
+from training.persona.model import PersonaNet, PersonaShape
+
+
+class PersonaPyfunc(mlflow.pyfunc.PythonModel):
+    """Encoder + item table, loaded from the run's artifacts."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        folder = Path(context.artifacts["persona"])
+        meta = json.loads((folder / "meta.json").read_text())
+        self.net = PersonaNet(PersonaShape(**meta["shape"]))
+        self.net.load_state_dict(torch.load(folder / "net.pt", weights_only=True))
+        self.net.eval()
+        self.items = pd.read_parquet(folder / "items.parquet")
+        self.item_index = {it: k for k, it in enumerate(self.items["item_id"])}
+        self.vocab = meta["vocab"]
+        self.max_len = meta["max_len"]
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """Member vectors (member_id, vector) from purchase rows; `params['at']` is the reference time."""
+        at = pd.Timestamp((params or {}).get("at") or model_input["ts"].max(), tz="UTC")
+        return encode_history(self.net, self.items, self.item_index, self.vocab, model_input, at, self.max_len)
+
+
+def encode_history(
+    net: PersonaNet,
+    items: pd.DataFrame,
+    item_index: dict,
+    vocab: dict,
+    rows: pd.DataFrame,
+    at: pd.Timestamp,
+    max_len: int,
+) -> pd.DataFrame:
+    """Vectors of every member in `rows` from their purchases before `at` (unknown items are skipped)."""
+    rows = rows.assign(ts=pd.to_datetime(rows["ts"], utc=True))
+    members = np.sort(rows["member_id"].astype(str).unique())
+    known = rows.loc[rows["item_id"].isin(item_index) & (rows["ts"] < at)]
+    m = np.searchsorted(members, known["member_id"].astype(str).to_numpy())
+    i = known["item_id"].map(item_index).to_numpy()
+    events = pd.DataFrame({"m": m, "i": i, "t": known["ts"].astype("int64").to_numpy() / 1e6})
+    inter = Interactions(members, items["item_id"].to_numpy(), None, None, events, at)  # type: ignore[arg-type]
+    attrs = rows.drop_duplicates("member_id").set_index(rows.drop_duplicates("member_id")["member_id"].astype(str))
+    region = _lookup(attrs, "region", members, vocab["region"])
+    age = _lookup(attrs, "age_band", members, vocab["age_band"])
+    h = histories(inter, at.timestamp(), np.arange(len(members)), max_len)
+    batch = {k: torch.as_tensor(np.array(v)) for k, v in {**h, "region": region, "age": age}.items()}
+    with torch.no_grad():
+        vec = net.encode(batch["hist"], batch["hist_feats"], batch["member_feats"], batch["region"], batch["age"])
+    return pd.DataFrame({"member_id": members, "vector": list(vec.numpy().astype(np.float32))})
+
+
+def _lookup(attrs: pd.DataFrame, column: str, members: np.ndarray, vocab: list[str]) -> np.ndarray:
+    """Codes of an attribute (0 = unknown), with the vocabulary the model was trained on."""
+    if column not in attrs.columns:
+        return np.zeros(len(members), dtype=np.int64)
+    codes = {v: k + 1 for k, v in enumerate(vocab)}
+    return attrs[column].reindex(members).map(codes).fillna(0).astype(np.int64).to_numpy()
+
+
+def save_artifacts(folder: Path, net: PersonaNet, cat: Catalogue, item_ids: np.ndarray, max_len: int) -> Path:
+    """Write what the pyfunc and serving need: weights, shape, vocabularies, item table with vectors."""
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), folder / "net.pt")
+    with torch.no_grad():
+        v = net.item_vectors(torch.as_tensor(cat.category), torch.as_tensor(cat.price_band)).numpy()
+        b = net.item_bias.numpy()
+    pd.DataFrame({"item_id": item_ids, "category_code": cat.category, "price_band": cat.price_band,
+                  "repeat_rate": cat.repeat_rate, "bias": b, "vector": list(v.astype(np.float32))}).to_parquet(
+        folder / "items.parquet", index=False)  # fmt: skip
+    meta = {"shape": net.shape.to_dict(), "max_len": max_len, "vocab": cat.vocab}
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    return folder
