@@ -54,8 +54,8 @@ class PersonaNet(nn.Module):
         self.item_bias = nn.Parameter(torch.zeros(shape.n_items))
         # history side: separate input embeddings act like item-to-item transitions (EASE-like)
         self.hist_id = nn.Embedding(shape.n_items + 1, d, padding_idx=shape.n_items)
-        self.hist_feat = nn.Linear(N_HIST_FEATS, d)
-        self.attn = nn.Sequential(nn.Tanh(), nn.Linear(d, 1))
+        self.hist_feat = nn.Sequential(nn.Linear(N_HIST_FEATS, d), nn.GELU(), nn.Linear(d, d))
+        self.attn = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1))
         self.region = nn.Embedding(shape.n_regions, 16)
         self.age = nn.Embedding(shape.n_age_bands, 16)
         self.member = nn.Sequential(
