@@ -92,3 +92,9 @@ def test_fold_in_and_cold_start_through_encode_history(net):
     after = encode_history(net, item_table, index, vocab, more, at, 20).set_index("member_id")["vector"]
     assert not np.allclose(before["a"], after["a"])  # fold-in: a new purchase moves the vector
     assert np.isfinite(before["new"]).all()  # cold start: no known item, still a vector
+
+
+def test_loss_stays_finite_when_padding_points_at_a_masked_item():
+    logits = mask_history(torch.zeros(1, N), torch.tensor([[0, 1]]))  # item 0 masked to -inf
+    loss = multilabel_softmax_loss(logits, torch.tensor([[5, PAD_TARGET]]))  # padding clamps to item 0
+    assert torch.isfinite(loss)

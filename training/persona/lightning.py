@@ -23,7 +23,8 @@ def multilabel_softmax_loss(logits: torch.Tensor, targets: torch.Tensor) -> torc
     """Mean over examples of the mean -log softmax probability of each target item."""
     logp = F.log_softmax(logits, dim=1)
     mask = targets != PAD_TARGET
-    picked = logp.gather(1, targets.clamp(min=0)) * mask
+    # where, not multiply: a padded slot may point at a masked (-inf) item, and -inf * 0 is nan
+    picked = torch.where(mask, logp.gather(1, targets.clamp(min=0)), 0.0)
     return -(picked.sum(1) / mask.sum(1).clamp(min=1)).mean()
 
 
