@@ -98,3 +98,18 @@ def test_loss_stays_finite_when_padding_points_at_a_masked_item():
     logits = mask_history(torch.zeros(1, N), torch.tensor([[0, 1]]))  # item 0 masked to -inf
     loss = multilabel_softmax_loss(logits, torch.tensor([[5, PAD_TARGET]]))  # padding clamps to item 0
     assert torch.isfinite(loss)
+
+
+def test_training_step_with_every_loss_is_finite_and_differentiable():
+    from training.persona.lightning import PersonaModule
+
+    torch.manual_seed(0)
+    shape = PersonaShape(n_items=N, n_categories=3, n_price_bands=4, n_regions=2, n_age_bands=2, dim=8)
+    module = PersonaModule(shape, items(), lr=1e-3, weight_decay=0.0, explore_weight=1.0, denoise_weight=1.0)
+    module.log = lambda *a, **k: None  # no trainer attached
+    module.log_dict = lambda *a, **k: None
+    b = batch([[1, 2, 3, 4], [5], []])
+    b["targets"] = torch.tensor([[1, 6], [7, PAD_TARGET], [2, PAD_TARGET]])
+    loss = module.training_step(b, 0)
+    loss.backward()
+    assert torch.isfinite(loss) and module.net.hist_id.weight.grad.abs().sum() > 0

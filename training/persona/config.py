@@ -30,6 +30,8 @@ class TrainSection(BaseModel):
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     explore_weight: float = Field(1.0, ge=0)  # weight of the new-to-member (discovery) loss
+    denoise_weight: float = Field(0.0, ge=0)  # weight of the hide-and-predict history loss
+    denoise_drop: float = Field(0.5, gt=0, lt=1)  # share of history items hidden
     seed: int = 0
 
 

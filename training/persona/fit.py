@@ -73,6 +73,8 @@ def fit(
         cfg.train.explore_weight,
         val,
         cfg.k,
+        cfg.train.denoise_weight,
+        cfg.train.denoise_drop,
     )
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=logger or False,
                         enable_checkpointing=False, callbacks=callbacks or [], num_sanity_val_steps=0,

@@ -57,6 +57,8 @@ class PersonaModule(L.LightningModule):
         explore_weight: float = 1.0,
         val_task: Task | None = None,
         k: int = 20,
+        denoise_weight: float = 0.0,
+        denoise_drop: float = 0.5,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -66,6 +68,8 @@ class PersonaModule(L.LightningModule):
                 "weight_decay": weight_decay,
                 "explore_weight": explore_weight,
                 "k": k,
+                "denoise_weight": denoise_weight,
+                "denoise_drop": denoise_drop,
             },
             logger=False,
         )
@@ -93,10 +97,27 @@ class PersonaModule(L.LightningModule):
         has_new = (new_targets != PAD_TARGET).any(1)
         loss_new = multilabel_softmax_loss(mask_history(explore, batch["hist"])[has_new], new_targets[has_new])
         loss = loss_all + self.hparams.explore_weight * loss_new
+        if self.hparams.denoise_weight > 0:
+            loss_dae = self._denoise(batch)
+            loss = loss + self.hparams.denoise_weight * loss_dae
+            self.log("train/loss_denoise", loss_dae, on_step=False, on_epoch=True, batch_size=len(batch["targets"]))
         n = len(batch["targets"])
         self.log_dict({"train/loss": loss, "train/loss_all": loss_all, "train/loss_new": loss_new},
                       prog_bar=True, on_step=False, on_epoch=True, batch_size=n)  # fmt: skip
         return loss
+
+    def _denoise(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Item-item signal from every history, EASE-like: hide part of it, predict the hidden items."""
+        pad = self.net.shape.n_items
+        hist = batch["hist"]
+        drop = (torch.rand(hist.shape, device=hist.device) < self.hparams.denoise_drop) & (hist != pad)
+        kept = hist.masked_fill(drop, pad)
+        usable = drop.any(1) & (kept != pad).any(1)
+        if not usable.any():
+            return hist.new_zeros((), dtype=torch.float32)
+        partial = {**batch, "hist": kept, "hist_feats": batch["hist_feats"] * (~drop).unsqueeze(-1)}
+        logits = mask_history(self.net.explore(partial, self.items), kept)
+        return multilabel_softmax_loss(logits[usable], hist.masked_fill(~drop, PAD_TARGET)[usable])
 
     def validation_step(self, batch: dict[str, torch.Tensor], _: int) -> None:
         batch = trim(batch, self.net.shape.n_items)
