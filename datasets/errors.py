@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 
 class DataValidationError(ValueError):
     """Input breaks the contract; nothing is written when this is raised."""
@@ -31,3 +33,12 @@ class DataValidationError(ValueError):
             )
             where.append(f"first bad rows: {shown}")
         super().__init__(f"{message}" + (f" [{'; '.join(where)}]" if where else ""))
+
+
+def check_rows(bad, message: str, *, file: str | None = None, column: str | None = None, values=None) -> None:
+    """Raise DataValidationError naming the first rows where `bad` (a boolean Series/array) holds."""
+    mask = np.asarray(bad, dtype=bool)
+    if mask.any():
+        rows = np.flatnonzero(mask)
+        shown = values.iloc[rows[:5]].tolist() if values is not None else []
+        raise DataValidationError(message, file=file, column=column, rows=rows, values=shown)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from datasets.errors import DataValidationError
+from datasets.errors import DataValidationError, check_rows
 
 EVENT_TYPES = (
     "view",
@@ -217,15 +217,7 @@ def conform(table: str, frame: pd.DataFrame, *, file: str = "<frame>") -> pd.Dat
                 )
     for name, allowed in spec.enums.items():
         bad = ~out[name].isin(allowed) & out[name].notna()
-        if bad.any():
-            rows = np.flatnonzero(bad.to_numpy())
-            raise DataValidationError(
-                f"table '{table}' has values outside {list(allowed)}",
-                file=file,
-                column=name,
-                rows=rows,
-                values=out[name].iloc[rows[:5]].tolist(),
-            )
+        check_rows(bad, f"table '{table}' has values outside {list(allowed)}", file=file, column=name, values=out[name])
     for name in extra_columns(table, frame):
         out[name] = frame[name]
     return out.reset_index(drop=True)
@@ -238,30 +230,14 @@ def _cast(values: pd.Series, col: Column, table: str, file: str) -> pd.Series:
     if kind in ("float", "int"):
         num = pd.to_numeric(values, errors="coerce")
         bad = num.isna() & values.notna()
-        if bad.any():
-            rows = np.flatnonzero(bad.to_numpy())
-            raise DataValidationError(
-                f"table '{table}' expects numbers",
-                file=file,
-                column=col.name,
-                rows=rows,
-                values=values.iloc[rows[:5]].tolist(),
-            )
+        check_rows(bad, f"table '{table}' expects numbers", file=file, column=col.name, values=values)
         return num.astype("float64") if kind == "float" else num.astype("Int64")
     if kind == "bool":
         if pd.api.types.is_bool_dtype(values.dtype):
             return values.astype("boolean")
         mapped = values.astype("string").str.strip().str.lower().map(_BOOL, na_action="ignore")
         bad = mapped.isna() & values.notna()
-        if bad.any():
-            rows = np.flatnonzero(bad.to_numpy())
-            raise DataValidationError(
-                f"table '{table}' expects booleans (true/false/1/0)",
-                file=file,
-                column=col.name,
-                rows=rows,
-                values=values.iloc[rows[:5]].tolist(),
-            )
+        check_rows(bad, f"table '{table}' expects booleans (true/false/1/0)", file=file, column=col.name, values=values)
         return mapped.astype("boolean")
     if kind == "timestamp":
         return to_utc(values, table=table, column=col.name, file=file)
@@ -302,15 +278,7 @@ def to_utc(
     else:
         parsed = _parse_mixed(values, tz)
         bad = parsed.isna() & values.notna() & (values.astype("string").str.strip() != "")
-        if bad.any():
-            rows = np.flatnonzero(bad.to_numpy())
-            raise DataValidationError(
-                f"table '{table}' has unparseable timestamps",
-                file=file,
-                column=column,
-                rows=rows,
-                values=values.iloc[rows[:5]].tolist(),
-            )
+        check_rows(bad, f"table '{table}' has unparseable timestamps", file=file, column=column, values=values)
     if getattr(parsed.dt, "tz", None) is None:
         # DST fall-back hours are read as standard time; spring-forward gaps shift forward.
         ambiguous = np.zeros(len(parsed), dtype=bool)

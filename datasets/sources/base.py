@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datasets.errors import DataValidationError
+from datasets.errors import DataValidationError, check_rows
 from datasets.quarantine import SOURCE_FILE, SOURCE_ROW
 
 
@@ -85,9 +85,5 @@ def numeric(df: pd.DataFrame, column: str, file: str) -> pd.Series:
     raw = df[column]
     num = pd.to_numeric(raw, errors="coerce")
     bad = num.isna() & raw.notna()
-    if bad.any():
-        rows = np.flatnonzero(bad.to_numpy())
-        raise DataValidationError(
-            "expects numbers", file=file, column=column, rows=rows, values=raw.iloc[rows[:5]].tolist()
-        )
+    check_rows(bad, "expects numbers", file=file, column=column, values=raw)
     return num.astype("float64")

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datasets import quarantine as q
-from datasets.errors import DataValidationError
+from datasets.errors import DataValidationError, check_rows
 from datasets.schema import to_utc
 from datasets.settings import PrepareConfig
 from datasets.sources.base import RawTables, numeric, read_csv, require_file
@@ -238,15 +238,13 @@ def _offers(desc: pd.DataFrame, coupons: pd.DataFrame) -> pd.DataFrame:
 def _exposures(campaigns: pd.DataFrame, desc: pd.DataFrame, red: pd.DataFrame) -> pd.DataFrame:
     """Household targeted by a campaign; outcome 1 if it redeemed any coupon of that campaign."""
     unknown = ~campaigns["campaign_id"].isin(desc["campaign_id"]) & campaigns["campaign_id"].notna()
-    if unknown.any():
-        rows = np.flatnonzero(unknown.to_numpy())
-        raise DataValidationError(
-            "campaign not in campaign_descriptions",
-            file=str(campaigns[q.SOURCE_FILE].iloc[0]),
-            column="campaign_id",
-            rows=rows,
-            values=campaigns["campaign_id"].iloc[rows[:5]].tolist(),
-        )
+    check_rows(
+        unknown,
+        "campaign not in campaign_descriptions",
+        file=str(campaigns[q.SOURCE_FILE].iloc[0]),
+        column="campaign_id",
+        values=campaigns["campaign_id"],
+    )
     start = _dates(desc)["start"]
     pair = campaigns["household_id"] + "|" + campaigns["campaign_id"]
     redeemed = pair.isin(set(red["household_id"] + "|" + red["campaign_id"]))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from datasets import quarantine as q
-from datasets.errors import DataValidationError
+from datasets.errors import DataValidationError, check_rows
 from datasets.settings import PrepareConfig
 from datasets.sources.base import RawTables, numeric, read_csv
 
@@ -49,11 +49,7 @@ def read(path: Path, cfg: PrepareConfig) -> RawTables:
         raise DataValidationError("input file has a header but no rows", file=name)
     churn = numeric(df, "Churn", name)
     bad = churn.isna() | ~churn.isin([0.0, 1.0])
-    if bad.any():
-        rows = np.flatnonzero(bad.to_numpy())
-        raise DataValidationError(
-            "expects 0 or 1", file=name, column="Churn", rows=rows, values=df["Churn"].iloc[rows[:5]].tolist()
-        )
+    check_rows(bad, "expects 0 or 1", file=name, column="Churn", values=df["Churn"])
     tier = numeric(df, "CityTier", name)
     members = pd.DataFrame(
         {

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from datasets import quarantine as q
-from datasets.errors import DataValidationError
+from datasets.errors import DataValidationError, check_rows
 from datasets.settings import PrepareConfig
 from datasets.sources.base import RawTables, numeric, read_csv
 
@@ -115,23 +115,11 @@ def read(path: Path, cfg: PrepareConfig) -> RawTables:
 def _binary(df: pd.DataFrame, values: pd.Series, column: str, file: str) -> pd.Series:
     """A 0/1 column as booleans; anything else is an error naming the rows."""
     bad = ~values.isin([0.0, 1.0])
-    if bad.any():
-        rows = np.flatnonzero(bad.to_numpy())
-        raise DataValidationError(
-            "expects 0 or 1", file=file, column=column, rows=rows, values=df[column].iloc[rows[:5]].tolist()
-        )
+    check_rows(bad, "expects 0 or 1", file=file, column=column, values=df[column])
     return values == 1.0
 
 
 def _check_values(df: pd.DataFrame, arm: pd.Series, column: str, file: str) -> None:
     """Every row must name one of the three arms."""
     bad = ~arm.isin(list(ARMS))
-    if bad.any():
-        rows = np.flatnonzero(bad.to_numpy())
-        raise DataValidationError(
-            f"expects one of {list(ARMS)}",
-            file=file,
-            column=column,
-            rows=rows,
-            values=df[column].iloc[rows[:5]].tolist(),
-        )
+    check_rows(bad, f"expects one of {list(ARMS)}", file=file, column=column, values=df[column])
