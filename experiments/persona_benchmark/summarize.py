@@ -1,6 +1,6 @@
 """Validation and test NDCG@20 of every persona run in the MLflow store, with what each changed.
 
-    TAILOR_HOME=... python experiments/persona_benchmark/summarize.py [--dataset online_retail]
+TAILOR_HOME=... python experiments/persona_benchmark/summarize.py [--dataset online_retail]
 """
 
 from __future__ import annotations
