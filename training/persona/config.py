@@ -32,6 +32,7 @@ class TrainSection(BaseModel):
     explore_weight: float = Field(1.0, ge=0)  # weight of the new-to-member (discovery) loss
     denoise_weight: float = Field(0.0, ge=0)  # weight of the hide-and-predict history loss
     denoise_drop: float = Field(0.5, gt=0, lt=1)  # share of history items hidden
+    hist_dropout: float = Field(0.0, ge=0, lt=1)  # share of history items dropped from the main loss's input
     seed: int = 0
 
 

@@ -75,6 +75,7 @@ def fit(
         cfg.k,
         cfg.train.denoise_weight,
         cfg.train.denoise_drop,
+        cfg.train.hist_dropout,
     )
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=logger or False,
                         enable_checkpointing=False, callbacks=callbacks or [], num_sanity_val_steps=0,

@@ -59,6 +59,7 @@ class PersonaModule(L.LightningModule):
         k: int = 20,
         denoise_weight: float = 0.0,
         denoise_drop: float = 0.5,
+        hist_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -70,6 +71,7 @@ class PersonaModule(L.LightningModule):
                 "k": k,
                 "denoise_weight": denoise_weight,
                 "denoise_drop": denoise_drop,
+                "hist_dropout": hist_dropout,
             },
             logger=False,
         )
@@ -90,6 +92,11 @@ class PersonaModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], _: int) -> torch.Tensor:
         batch = trim(batch, self.net.shape.n_items)
+        if self.hparams.hist_dropout > 0:  # denoising: the encoder must not rely on any single item
+            pad = self.net.shape.n_items
+            drop = torch.rand(batch["hist"].shape, device=self.device) < self.hparams.hist_dropout
+            hist = batch["hist"].masked_fill(drop, pad)
+            batch = {**batch, "hist": hist, "hist_feats": batch["hist_feats"] * (~drop).unsqueeze(-1)}
         explore = self.net.explore(batch, self.items)
         loss_all = multilabel_softmax_loss(self.net.add_repeat(explore, batch, self.items), batch["targets"])
         # discovery: rank the items the member has not bought yet, among items not bought yet
@@ -121,6 +128,11 @@ class PersonaModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], _: int) -> None:
         batch = trim(batch, self.net.shape.n_items)
+        if self.hparams.hist_dropout > 0:  # denoising: the encoder must not rely on any single item
+            pad = self.net.shape.n_items
+            drop = torch.rand(batch["hist"].shape, device=self.device) < self.hparams.hist_dropout
+            hist = batch["hist"].masked_fill(drop, pad)
+            batch = {**batch, "hist": hist, "hist_feats": batch["hist_feats"] * (~drop).unsqueeze(-1)}
         explore = self.net.explore(batch, self.items)
         top_all = torch.topk(self.net.add_repeat(explore, batch, self.items), self.k, dim=1).indices
         top_new = torch.topk(mask_history(explore, batch["hist"]), self.k, dim=1).indices
