@@ -17,3 +17,4 @@ run $C data.n_cutoffs=20 data.stride_days=15                                # J
 run                                                                         # K (default), seed 0
 run train.seed=1; run train.seed=2                                          # K, seeds 1 and 2
 run $C train.lr=0.001 train.epochs=20                                       # M
+run train.hist_dropout=0.2                                                  # N
