@@ -113,3 +113,16 @@ def test_training_step_with_every_loss_is_finite_and_differentiable():
     loss = module.training_step(b, 0)
     loss.backward()
     assert torch.isfinite(loss) and module.net.hist_id.weight.grad.abs().sum() > 0
+
+
+def test_validation_never_drops_history_items():
+    from training.persona.lightning import PersonaModule
+
+    shape = PersonaShape(n_items=N, n_categories=3, n_price_bands=4, n_regions=2, n_age_bands=2, dim=8)
+    module = PersonaModule(shape, items(), lr=1e-3, weight_decay=0.0, k=5, hist_dropout=0.9).eval()
+    b = batch([[1, 2, 3, 4, 5, 6], [7, 8]])
+    with torch.no_grad():
+        module.validation_step(b, 0)
+        module.validation_step(b, 0)
+    (a1, n1), (a2, n2) = module._val
+    assert (a1 == a2).all() and (n1 == n2).all()

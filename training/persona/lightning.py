@@ -45,6 +45,15 @@ def trim(batch: dict[str, torch.Tensor], pad: int) -> dict[str, torch.Tensor]:
     return {**batch, "hist": batch["hist"][:, :longest], "hist_feats": batch["hist_feats"][:, :longest]}
 
 
+def hide(batch: dict[str, torch.Tensor], drop: torch.Tensor, pad: int) -> dict[str, torch.Tensor]:
+    """The batch with the history positions in `drop` turned into padding."""
+    return {
+        **batch,
+        "hist": batch["hist"].masked_fill(drop, pad),
+        "hist_feats": batch["hist_feats"] * (~drop).unsqueeze(-1),
+    }
+
+
 class PersonaModule(L.LightningModule):
     """Training and protocol validation of a PersonaNet."""
 
@@ -93,10 +102,8 @@ class PersonaModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], _: int) -> torch.Tensor:
         batch = trim(batch, self.net.shape.n_items)
         if self.hparams.hist_dropout > 0:  # denoising: the encoder must not rely on any single item
-            pad = self.net.shape.n_items
             drop = torch.rand(batch["hist"].shape, device=self.device) < self.hparams.hist_dropout
-            hist = batch["hist"].masked_fill(drop, pad)
-            batch = {**batch, "hist": hist, "hist_feats": batch["hist_feats"] * (~drop).unsqueeze(-1)}
+            batch = hide(batch, drop, self.net.shape.n_items)
         explore = self.net.explore(batch, self.items)
         loss_all = multilabel_softmax_loss(self.net.add_repeat(explore, batch, self.items), batch["targets"])
         # discovery: rank the items the member has not bought yet, among items not bought yet
@@ -122,17 +129,11 @@ class PersonaModule(L.LightningModule):
         usable = drop.any(1) & (kept != pad).any(1)
         if not usable.any():
             return hist.new_zeros((), dtype=torch.float32)
-        partial = {**batch, "hist": kept, "hist_feats": batch["hist_feats"] * (~drop).unsqueeze(-1)}
-        logits = mask_history(self.net.explore(partial, self.items), kept)
+        logits = mask_history(self.net.explore(hide(batch, drop, pad), self.items), kept)
         return multilabel_softmax_loss(logits[usable], hist.masked_fill(~drop, PAD_TARGET)[usable])
 
     def validation_step(self, batch: dict[str, torch.Tensor], _: int) -> None:
         batch = trim(batch, self.net.shape.n_items)
-        if self.hparams.hist_dropout > 0:  # denoising: the encoder must not rely on any single item
-            pad = self.net.shape.n_items
-            drop = torch.rand(batch["hist"].shape, device=self.device) < self.hparams.hist_dropout
-            hist = batch["hist"].masked_fill(drop, pad)
-            batch = {**batch, "hist": hist, "hist_feats": batch["hist_feats"] * (~drop).unsqueeze(-1)}
         explore = self.net.explore(batch, self.items)
         top_all = torch.topk(self.net.add_repeat(explore, batch, self.items), self.k, dim=1).indices
         top_new = torch.topk(mask_history(explore, batch["hist"]), self.k, dim=1).indices
