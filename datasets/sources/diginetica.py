@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from datasets import quarantine as q
 from datasets.errors import DataValidationError
 from datasets.schema import to_utc
 from datasets.settings import PrepareConfig
 from datasets.sources.base import RawTables, numeric, read_csv
-from datasets.sources.yoochoose import guest_members
+from datasets.sources.yoochoose import guest_members, web_events
 
 COLUMNS = ["session_id", "user_id", "item_id", "timeframe", "eventdate"]
 MISSING = ("", "NA", "NaN", "nan", "null")
@@ -33,8 +31,6 @@ def read(path: Path, cfg: PrepareConfig) -> RawTables:
         path = found[0]
     df = read_csv(path, COLUMNS, sep=";")
     name = path.name
-    if len(df) == 0:
-        raise DataValidationError("input file has a header but no rows", file=name)
     offset = numeric(df, "timeframe", name)
     day = to_utc(df["eventdate"], table="events", column="eventdate", file=name)
     session = df["session_id"].str.strip()
@@ -42,21 +38,8 @@ def read(path: Path, cfg: PrepareConfig) -> RawTables:
     user = user.where(~user.isin(MISSING) & user.notna())
     # Rows lacking a user id take their session's (first) one; never across sessions.
     user = user.fillna(user.groupby(session.to_numpy()).transform("first"))
-    events = pd.DataFrame(
-        {
-            "member_id": user.fillna("guest:" + session),
-            "ts": day + pd.to_timedelta(offset, unit="ms"),
-            "event_type": "view",
-            "item_id": df["item_id"].str.strip(),
-            "quantity": np.nan,
-            "amount": np.nan,
-            "channel": "web",
-            "session_id": session,
-            "query": None,
-            q.SOURCE_FILE: df[q.SOURCE_FILE],
-            q.SOURCE_ROW: df[q.SOURCE_ROW],
-        }
-    )
+    ts = day + pd.to_timedelta(offset, unit="ms")
+    events = web_events(df, user.fillna("guest:" + session), ts, "view", df["item_id"], session)
     return RawTables(
         source="diginetica",
         events=lambda: iter([events]),

@@ -29,21 +29,7 @@ def read(path: Path, cfg: PrepareConfig) -> RawTables:
     files = {p.name: len(f) for p, f in zip(paths, frames, strict=True)}
     df = pd.concat(frames, ignore_index=True)
     session = df["SessionId"].str.strip()
-    events = pd.DataFrame(
-        {
-            "member_id": "guest:" + session,
-            "ts": df["ts"],
-            "event_type": "click",
-            "item_id": df["ItemId"].str.strip(),
-            "quantity": float("nan"),
-            "amount": float("nan"),
-            "channel": "web",
-            "session_id": session,
-            "query": None,
-            q.SOURCE_FILE: df[q.SOURCE_FILE],
-            q.SOURCE_ROW: df[q.SOURCE_ROW],
-        }
-    )
+    events = web_events(df, "guest:" + session, df["ts"], "click", df["ItemId"], session)
     return RawTables(
         source="yoochoose",
         events=lambda: iter([events]),
@@ -71,8 +57,6 @@ def _files(path: Path) -> list[Path]:
 def _read_one(path: Path) -> pd.DataFrame:
     """One tab-separated click file, checked and with UTC timestamps."""
     df = read_csv(path, COLUMNS, sep="\t")
-    if len(df) == 0:
-        raise DataValidationError("input file has a header but no rows", file=str(path))
     seconds = numeric(df, "Time", path.name)
     try:
         df["ts"] = pd.to_datetime(seconds, unit="s", utc=True).astype("datetime64[us, UTC]")
@@ -87,6 +71,27 @@ def _read_one(path: Path) -> pd.DataFrame:
             values=df["Time"].iloc[rows[:5]].tolist(),
         ) from None
     return df
+
+
+def web_events(
+    df: pd.DataFrame, member: pd.Series, ts: pd.Series, event_type: str, item: pd.Series, session: pd.Series
+) -> pd.DataFrame:
+    """Canonical events of a click/view log: no quantity or amount, channel web, rows traced to the source."""
+    return pd.DataFrame(
+        {
+            "member_id": member,
+            "ts": ts,
+            "event_type": event_type,
+            "item_id": item.str.strip(),
+            "quantity": np.nan,
+            "amount": np.nan,
+            "channel": "web",
+            "session_id": session,
+            "query": None,
+            q.SOURCE_FILE: df[q.SOURCE_FILE],
+            q.SOURCE_ROW: df[q.SOURCE_ROW],
+        }
+    )
 
 
 def guest_members(events: pd.DataFrame) -> pd.DataFrame:
