@@ -65,8 +65,8 @@ def ensure_experiment(name: str) -> str:
 
 
 def metric_key(name: str) -> str:
-    """The name MLflow stores for a metric: `@` -> `_at_`, other refused characters dropped."""
-    return _INVALID.sub("", name.replace("@", "_at_")).strip("/")
+    """The name MLflow stores for a metric: `@` -> `_at_`, `+` -> `_plus_`, other refused characters dropped."""
+    return _INVALID.sub("", name.replace("@", "_at_").replace("+", "_plus_")).strip("/")
 
 
 @cache
@@ -154,7 +154,7 @@ def start_run(
         if cutoff is not None:
             c.set_tag(run.info.run_id, "cutoff", cutoff)
         params = flatten(cfg)
-        mlflow.log_params({k: v[:250] for k, v in params.items()})  # as Lightning truncates: no clash
+        mlflow.log_params({metric_key(k): v[:250] for k, v in params.items()})  # as Lightning truncates: no clash
         mlflow.log_text(yaml.safe_dump(cfg, sort_keys=False), "config.yaml")
         mlflow.log_dict(fp, "data_fingerprint.json")
         yield run

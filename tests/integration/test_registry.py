@@ -146,6 +146,10 @@ def test_start_run_records_metadata(home: Path, tmp_path: Path) -> None:
 
 def test_metric_key() -> None:
     assert tracking.metric_key("val/ndcg@20") == "val/ndcg_at_20"
+    assert (
+        tracking.metric_key("baseline/buy_again+ease/test/all/ndcg@20")
+        == "baseline/buy_again_plus_ease/test/all/ndcg_at_20"
+    )
     assert tracking.metric_key("test/auroc (all)") == "test/auroc all"
 
 

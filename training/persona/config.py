@@ -44,6 +44,8 @@ class PersonaConfig(BaseModel):
     data: DataSection = DataSection()
     train: TrainSection = TrainSection()
     baselines: bool = True
+    baseline_models: list[str] | None = None  # None: every baseline and blend
+    baseline_grids: dict[str, dict[str, list]] = {}  # per-baseline grid replacing its default
 
     def window(self, source: str) -> Window:
         """The protocol windows for a dataset's source."""

@@ -58,7 +58,9 @@ def run(dataset: str, config: str = "persona", overrides: Sequence[str] = (), jo
         if cfg.baselines:
             from training.baselines import tune_and_evaluate
 
-            base = tune_and_evaluate(ds, w.test_days, w.val_days, cfg.k)
+            base = tune_and_evaluate(
+                ds, w.test_days, w.val_days, cfg.k, models=cfg.baseline_models, grids=cfg.baseline_grids or None
+            )
             for _, r in base.iterrows():
                 for m in ("ndcg", "recall", "coverage"):
                     tracking.log_metrics({f"baseline/{r['model']}/test/{r['view']}/{m}@{cfg.k}": r[f"{m}@{cfg.k}"]})
