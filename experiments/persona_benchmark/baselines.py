@@ -17,21 +17,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import pandas as pd
 
 from training.baselines import BASELINES, BLENDS, tune_and_evaluate
+from training.tables import markdown
 
 ORDER = ["buy_again+als", "buy_again+ease", "buy_again", "als", "ease", "item_knn", "recent_popularity", "popularity"]
-
-
-def markdown(frame: pd.DataFrame) -> str:
-    """A GitHub markdown table (floats to 4 places, fit seconds to 1)."""
-
-    def cell(col: str, v: object) -> str:
-        if isinstance(v, float):
-            return f"{v:.1f}" if col == "fit_s" else f"{v:.4f}"
-        return str(v).replace("|", "/")
-
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + " --- |" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(c, r[c]) for c in frame.columns) + " |" for _, r in frame.iterrows()]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:

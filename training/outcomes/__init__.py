@@ -1,0 +1,1 @@
+"""Member outcome models (churn, purchase propensity): BG/NBD baseline, metrics, calibration, plots."""

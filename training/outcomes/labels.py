@@ -1,0 +1,90 @@
+"""Outcome labels on the temporal protocol: churn, purchase in a window, spend in a window.
+
+An order is one (member, timestamp) purchase occasion. At a cutoff c the population is every
+member with an order before c; for a horizon of H days the window is [c, c + H): a purchase at
+c + H (even one microsecond after the window's last instant) is outside it. Labels need the data
+to cover the whole window: asking for a window that runs past the last event is an error, not a
+silent "churned".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from datasets.split import TimeLike, utc_cutoff
+from datasets.store import Dataset
+
+
+def orders(dataset: str | Dataset) -> pd.DataFrame:
+    """One row per purchase occasion: member_id, ts (UTC), value (sum of amounts, NaN if none known), lines, units."""
+    ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
+    ev = ds.table("events", columns=["member_id", "ts", "event_type", "quantity", "amount"])
+    buys = ev[(ev["event_type"] == "purchase") & ~(ev["quantity"] <= 0)]
+    if buys.empty:
+        raise ValueError(f"dataset {ds.name} has no purchase events: churn and propensity labels need purchases")
+    g = buys.groupby(["member_id", "ts"], sort=True, observed=True)
+    out = pd.DataFrame({"value": g["amount"].sum(min_count=1), "lines": g.size(), "units": g["quantity"].sum()})
+    out = out.reset_index()
+    out["ts"] = out["ts"].dt.tz_convert("UTC")
+    return out
+
+
+def data_end(orders_: pd.DataFrame) -> pd.Timestamp:
+    """The instant just after the last order (an exclusive end)."""
+    return orders_["ts"].max() + pd.Timedelta(microseconds=1)
+
+
+def population(orders_: pd.DataFrame, cutoff: TimeLike) -> np.ndarray:
+    """Sorted ids of the members with at least one order strictly before the cutoff."""
+    cut = utc_cutoff(cutoff)
+    return np.sort(orders_.loc[orders_["ts"] < cut, "member_id"].unique())
+
+
+def window_labels(
+    orders_: pd.DataFrame,
+    cutoff: TimeLike,
+    horizons: dict[str, float],
+    members: np.ndarray | None = None,
+    end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Per member of the population: `orders_<H>d` and `spend_<H>d` in [cutoff, cutoff + H) for each horizon.
+
+    `horizons` maps a name to days, e.g. {"churn": 90, "buy": 30}; a horizon whose window runs
+    past `end` (default: the last order) gets NaN labels, so a multi-task model can skip them.
+    """
+    cut = utc_cutoff(cutoff)
+    end = data_end(orders_) if end is None else end
+    members = population(orders_, cut) if members is None else np.asarray(members)
+    out = pd.DataFrame(index=pd.Index(members, name="member_id"))
+    after = orders_[(orders_["ts"] >= cut) & orders_["member_id"].isin(members)]
+    for name, days in horizons.items():
+        stop = cut + pd.Timedelta(days=days)
+        if stop > end:
+            out[f"orders_{name}"] = np.nan
+            out[f"spend_{name}"] = np.nan
+            continue
+        win = after[after["ts"] < stop].groupby("member_id")
+        out[f"orders_{name}"] = win.size().reindex(out.index, fill_value=0).astype(float)
+        out[f"spend_{name}"] = win["value"].sum().reindex(out.index, fill_value=0.0).astype(float)
+    return out
+
+
+def outcome_targets(labels: pd.DataFrame, churn: str = "churn", buy: str = "buy") -> dict[str, np.ndarray]:
+    """Model targets from window labels: churn = no order in the churn window, buy = any order, spend = log1p(spend)."""
+    oc, ob, sb = labels[f"orders_{churn}"], labels[f"orders_{buy}"], labels[f"spend_{buy}"]
+    return {
+        "churn": np.where(oc.isna(), np.nan, (oc == 0).astype(float)),
+        "buy": np.where(ob.isna(), np.nan, (ob > 0).astype(float)),
+        "spend": np.log1p(sb.clip(lower=0).to_numpy(float)),
+    }
+
+
+def check_window(cutoff: pd.Timestamp, days: float, end: pd.Timestamp, what: str) -> None:
+    """Refuse a cutoff whose label window is not fully covered by the data."""
+    stop = cutoff + pd.Timedelta(days=days)
+    if stop > end:
+        raise ValueError(
+            f"{what} cutoff {cutoff.date()} needs {days:g} days of data after it (to {stop.date()}), "
+            f"but the data ends at {end}; use an earlier cutoff or a shorter horizon"
+        )

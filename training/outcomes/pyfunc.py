@@ -1,0 +1,131 @@
+"""Churn / propensity models as MLflow pyfuncs, and batch scoring of every member of a dataset.
+
+The pyfunc takes the member frame of `training.outcomes.frame` (one row per member: the data
+layer's RFM and tags, order behaviour, BG/NBD columns) and returns calibrated probabilities
+for the family's primary task plus the net's other heads. Serving and `tailor score` build
+that frame at "now" from the member's orders, so the model never sees a different input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from datasets.paths import tailor_home
+from datasets.split import dataset_end
+from datasets.store import Dataset, write_parquet
+from training.outcomes.calibration import calibrator_from_dict
+from training.outcomes.config import OutcomeConfig
+from training.outcomes.frame import CATEGORICAL, NUMERIC, member_frame
+from training.outcomes.labels import orders, population
+from training.outcomes.net import FittedOutcomeNet
+
+log = logging.getLogger(__name__)
+PIP = ["torch==2.13.0", "lightning==2.6.6", "mlflow==3.17.2", "pandas==3.1.1", "numpy==2.4.6", "scikit-learn==1.9.1"]
+
+
+def predict_frame(net: FittedOutcomeNet, calibrator, meta: dict, frame: pd.DataFrame) -> pd.DataFrame:
+    """Scores of each row: p_<primary> (calibrated), the other binary heads (uncalibrated), expected spend."""
+    missing = [c for c in NUMERIC + CATEGORICAL if c not in frame.columns]
+    if missing:
+        raise ValueError(f"member frame is missing columns {missing}")
+    logits = net.predict_logits(frame[NUMERIC + CATEGORICAL])
+    primary = meta["primary"]
+    ids = frame["member_id"] if "member_id" in frame.columns else frame.index
+    out = pd.DataFrame({"member_id": np.asarray(ids, dtype=object)})
+    out[f"p_{primary}"] = calibrator.transform(logits[primary])
+    for task, kind in net.tasks.items():
+        if task == primary:
+            continue
+        if kind == "binary":
+            out[f"p_{task}_uncalibrated"] = 1.0 / (1.0 + np.exp(-logits[task]))
+        else:
+            out[f"expected_{task}_{meta['horizons']['buy']:g}d"] = np.expm1(logits[task]).clip(min=0)
+    return out
+
+
+class OutcomePyfunc(mlflow.pyfunc.PythonModel):
+    """Net + preprocessor + calibrator, loaded from the run's artifacts."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        folder = Path(context.artifacts["outcome"])
+        self.net = FittedOutcomeNet.load(folder / "net.pt")
+        self.calibrator = calibrator_from_dict(json.loads((folder / "calibrator.json").read_text()))
+        self.meta = json.loads((folder / "meta.json").read_text())
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        return predict_frame(self.net, self.calibrator, self.meta, model_input)
+
+
+def log_outcome_model(net: FittedOutcomeNet, calibrator, cfg: OutcomeConfig, fr) -> str:
+    """Log the pyfunc (with signature and input example) to the active run; returns its model URI."""
+    meta = {
+        "family": cfg.family,
+        "primary": cfg.primary,
+        "horizons": cfg.horizons,
+        "numeric": NUMERIC,
+        "categorical": CATEGORICAL,
+        "test_cutoff": str(fr.test_cutoff),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "outcome"
+        folder.mkdir()
+        net.save(folder / "net.pt")
+        (folder / "calibrator.json").write_text(json.dumps(calibrator.to_dict()))
+        (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+        example = fr.test.head(5).reset_index()[["member_id", *NUMERIC, *CATEGORICAL]]
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=OutcomePyfunc(),
+            artifacts={"outcome": str(folder)},
+            input_example=example,
+            pip_requirements=PIP,
+        )
+    return info.model_uri
+
+
+def score_path(family: str, dataset: str) -> Path:
+    return tailor_home() / "scores" / family / f"{dataset}.parquet"
+
+
+def score_dataset(family: str, dataset: str, alias: str = "champion", version: int | None = None) -> pd.DataFrame:
+    """Score every member with an order in the dataset, at its end, with a registered version; write Parquet."""
+    from training.tracking import client
+
+    ref = f"models:/{family}/{version}" if version else f"models:/{family}@{alias}"
+    try:
+        mv = (
+            client().get_model_version(family, str(version))
+            if version
+            else client().get_model_version_by_alias(family, alias)
+        )
+    except mlflow.exceptions.MlflowException as exc:
+        raise ValueError(f"no {family} model at {ref}: train one (`tailor train {family}`) and promote it") from exc
+    model = mlflow.pyfunc.load_model(ref)
+    ds = Dataset(dataset)
+    inner = model.unwrap_python_model()
+    meta = inner.meta
+    t0 = time.perf_counter()
+    o = orders(ds)
+    cut = dataset_end(ds)
+    members = population(o, cut)
+    frame = member_frame(ds, o, cut, members, meta["horizons"]["churn"]).reset_index()
+    t1 = time.perf_counter()
+    out = inner.predict(None, frame)
+    t2 = time.perf_counter()
+    out = out.assign(model=family, version=int(mv.version), cutoff=cut)
+    path = score_path(family, ds.name)
+    write_parquet(out, path)
+    print(
+        f"scored {len(out):,} members of {ds.name} with {family} v{mv.version} at {cut.date()}: frame {t1 - t0:.1f} s, "
+        f"model {t2 - t1:.1f} s ({len(out) / max(t2 - t1, 1e-9):,.0f} members/s) -> {path}"
+    )
+    return out
