@@ -5,9 +5,11 @@
 2. train the persona model on the fixed protocol beside the baselines (a reduced epoch bound
    and baseline grid so the whole demo stays within about 10 minutes on 2 cores; the full
    benchmark is `tailor evaluate persona`), log the run to MLflow and register the model;
-3. make the first registered version `champion` (forced: there is nothing to compare it with),
+3. train the churn model (90-day horizon) beside recency, BG/NBD, logistic regression and
+   LightGBM on the same split, log and register it;
+4. make each first registered version `champion` (forced: there is nothing to compare it with),
    or run the promotion gate when a champion already exists.
-Later stages (churn, index, serve) join here as they land.
+Later stages (index, serve) join here as they land.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ PERSONA_DEMO = [
 
 
 def run_demo(source: str = "completejourney", path: str | None = None, persona: bool = True) -> int:
-    """Prepare `source`, build features, train and register the persona model, set its champion."""
+    """Prepare `source`, build features, train and register the persona and churn models, set champions."""
     from datasets.config import load
     from datasets.features import run_features
     from datasets.paths import tailor_home
@@ -51,17 +53,32 @@ def run_demo(source: str = "completejourney", path: str | None = None, persona: 
     if persona:
         print(f"\n== persona model beside the baselines ({time.perf_counter() - start:.1f} s so far)")
         _persona(dataset)
+        print(f"\n== churn model beside its baselines ({time.perf_counter() - start:.1f} s so far)")
+        _churn(dataset)
     print(f"\n== demo finished in {time.perf_counter() - start:.1f} s")
     return 0
 
 
 def _persona(dataset: str) -> None:
     from training.persona.job import run
-    from training.registry import champion, print_decision, promote
 
     run(dataset, "persona", PERSONA_DEMO, job="train")
-    if champion("persona") is None:
-        decision = promote("persona", force=True, reason="tailor demo: first persona version, no champion to compare")
+    _promote("persona")
+
+
+def _churn(dataset: str) -> None:
+    from training.outcomes.job import run
+
+    run("churn", dataset, job="train")
+    _promote("churn")
+
+
+def _promote(family: str) -> None:
+    """Force the very first version (nothing to compare with); later versions go through the gate."""
+    from training.registry import champion, print_decision, promote
+
+    if champion(family) is None:
+        decision = promote(family, force=True, reason=f"tailor demo: first {family} version, no champion to compare")
     else:
-        decision = promote("persona")
+        decision = promote(family)
     print_decision(decision)

@@ -31,8 +31,9 @@ from sklearn.preprocessing import OneHotEncoder
 from datasets.config import apply_overrides
 from datasets.store import Dataset
 from training.outcomes.calibration import choose_calibrator
+from training.outcomes.fit import fit_outcome_net
 from training.outcomes.metrics import classifier_report, log_loss
-from training.outcomes.net import OutcomeNetConfig, fit_outcome_net
+from training.outcomes.net import OutcomeNetConfig
 from training.outcomes.tabular import Preprocessor, TabularData
 
 HERE = Path(__file__).parent

@@ -34,7 +34,7 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", help="run the studies whose name contains this")
+    ap.add_argument("--only", nargs="*", help="run the studies whose name contains any of these")
     ap.add_argument("--seeds", type=int, nargs="*")
     ap.add_argument("--out", default=str(HERE / "results.md"))
     a = ap.parse_args()
@@ -49,7 +49,7 @@ def main() -> None:
         "",
     ]
     for study in cfg["studies"]:
-        if a.only and a.only not in study["name"]:
+        if a.only and not any(o in study["name"] for o in a.only):
             continue
         t0, tables = time.perf_counter(), []
         for seed in seeds:
