@@ -64,6 +64,13 @@ def _evaluate(a: argparse.Namespace) -> int:
     return _job(a, "evaluate")
 
 
+def _sweep(a: argparse.Namespace) -> int:
+    from training.sweep import run_sweep
+
+    run_sweep(a.model, a.dataset, a.trials, storage=a.storage, study_name=a.study, overrides=a.set, config=a.config)
+    return 0
+
+
 def _score(a: argparse.Namespace) -> int:
     from training.outcomes.pyfunc import score_dataset
 
@@ -142,6 +149,15 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--dataset", required=True, help="prepared dataset name")
         sp.add_argument("--config", help="config name in configs/ or a YAML path (default: the model's)")
         sp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
+
+    sp = cmd("sweep", _sweep, "Optuna study on the validation window, one MLflow run per trial (resumable)")
+    sp.add_argument("model", choices=["churn", "propensity"], help="model family")
+    sp.add_argument("--dataset", required=True, help="prepared dataset name")
+    sp.add_argument("--trials", type=int, default=20, help="trials to run in this invocation (default 20)")
+    sp.add_argument("--storage", help="Optuna storage URL (default sqlite under TAILOR_HOME; PostgreSQL for workers)")
+    sp.add_argument("--study", help="study name (default MODEL-DATASET); the same name continues the study")
+    sp.add_argument("--config", help="search space (default configs/sweeps/MODEL.yaml)")
+    sp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="fixed overrides for every trial")
 
     sp = cmd("score", _score, "batch-score every member of a dataset with a registered model -> Parquet")
     sp.add_argument("model", choices=["churn", "propensity"], help="model family")

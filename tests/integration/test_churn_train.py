@@ -87,3 +87,39 @@ def test_dataset_without_purchases_is_refused(tailor_home: Path, prepare_cfg, tm
     prepare("canonical", raw, prepare_cfg, dataset="views")
     assert main(["evaluate", "churn", "--dataset", "views"]) == 2
     assert "has no purchase events" in capsys.readouterr().err
+
+
+def test_sweep_tracks_trials_resumes_and_survives_a_failing_trial(home: Path, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TAILOR_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    import optuna
+    import yaml
+
+    from datasets.config import load
+    from training.outcomes.config import OutcomeConfig
+    from training.sweep import run_sweep
+    from training.tracking import client
+
+    space = yaml.safe_load((Path(__file__).parents[2] / "configs" / "sweeps" / "churn.yaml").read_text())
+    space["sampler"] = {"n_startup_trials": 2}
+    space["space"]["net.dropout"] = {"type": "float", "low": 0.0, "high": 1.5}  # >= 1 fails validation: a crash
+    cfg_path = tmp_path / "space.yaml"
+    cfg_path.write_text(yaml.safe_dump(space))
+    quick = [*QUICK, "net.max_epochs=4"]
+    study = run_sweep("churn", "syn", 3, study_name="s1", overrides=quick, config=str(cfg_path))
+    study = run_sweep("churn", "syn", 3, study_name="s1", overrides=quick, config=str(cfg_path))  # continues
+    numbers = [t.number for t in study.trials]
+    assert numbers == list(range(6))
+    states = {t.state for t in study.trials}
+    assert optuna.trial.TrialState.COMPLETE in states and optuna.trial.TrialState.FAIL in states
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 6  # no trial repeated on resume
+    runs = client().search_runs(
+        [client().get_experiment_by_name("churn").experiment_id], "tags.`sweep.study` = 's1'", max_results=100
+    )
+    trial_runs = [r for r in runs if "sweep.trial" in r.data.tags]
+    assert len(trial_runs) == 6
+    assert {r.data.tags["sweep.state"] for r in trial_runs} >= {"complete", "failed"}
+    assert all(r.data.tags.get("mlflow.parentRunId") for r in trial_runs)
+    best = home / "sweeps" / "s1" / "best.yaml"
+    cfg = load(OutcomeConfig, str(best))
+    assert cfg.net.dropout < 1 and cfg.family == "churn"

@@ -126,6 +126,7 @@ def fit_outcome_net(
     cfg: OutcomeNetConfig,
     logger=None,
     preprocessor: Preprocessor | None = None,
+    callbacks: list | None = None,
 ) -> FittedOutcomeNet:
     """Train `cfg.n_bags` nets (seeds seed..seed+n_bags-1) on CPU; each keeps its best-by-validation epoch."""
     t0 = time.perf_counter()
@@ -143,7 +144,7 @@ def fit_outcome_net(
             devices=1,
             logger=logger or False,
             enable_checkpointing=False,
-            callbacks=[stop],
+            callbacks=[stop, *(callbacks or [])],  # e.g. Optuna's pruning callback in sweeps
             num_sanity_val_steps=0,
             deterministic=True,
             enable_progress_bar=sys.stderr.isatty(),
