@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TAILOR_HOME ?= $(CURDIR)/var
 
-.PHONY: demo test test-all lint format install clean
+.PHONY: demo test test-all lint format install clean browser ui dashboard
 
 $(BIN)/tailor: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,10 +19,16 @@ install: $(BIN)/tailor
 demo: install
 	$(BIN)/tailor demo
 
-test: install
+# The report and UI tests drive the distribution's headless Chromium (CJK font for the zh-CN report).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) || \
+	  echo "warning: could not install chromium (needs apt and root): the browser tests will be skipped"
+
+test: install browser
 	$(BIN)/python -m pytest -q -n 2
 
-test-all: install
+test-all: install browser
 	$(BIN)/python -m pytest -q -n 2 -m ''
 
 lint: install
@@ -30,6 +36,14 @@ lint: install
 
 format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+ui: install  ## a lean MLflow UI on the TAILOR_HOME store (one worker)
+	@echo "MLflow UI on http://127.0.0.1:5000 (store $(TAILOR_HOME)/mlflow.db)"
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(TAILOR_HOME)/mlflow.db --workers 1 --host 127.0.0.1 --port 5000
+
+dashboard: install  ## Optuna's dashboard on the sweeps' storage
+	@echo "Optuna dashboard on http://127.0.0.1:8080 (storage $(TAILOR_HOME)/optuna.db)"
+	$(BIN)/optuna-dashboard sqlite:///$(TAILOR_HOME)/optuna.db --host 127.0.0.1 --port 8080
 
 clean:
 	rm -rf $(VENV) var

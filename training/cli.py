@@ -71,6 +71,25 @@ def _sweep(a: argparse.Namespace) -> int:
     return 0
 
 
+def _report(a: argparse.Namespace) -> int:
+    from serving.report import write_report
+
+    try:
+        path = write_report(a.member, a.dataset, a.locale, a.out)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+def _overview(a: argparse.Namespace) -> int:
+    from serving.report import write_overview
+
+    print(f"wrote {write_overview(a.dataset, a.out, tuple(a.cutoffs) if a.cutoffs else None)}")
+    return 0
+
+
 def _score(a: argparse.Namespace) -> int:
     from training.outcomes.pyfunc import score_dataset
 
@@ -158,6 +177,17 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--study", help="study name (default MODEL-DATASET); the same name continues the study")
     sp.add_argument("--config", help="search space (default configs/sweeps/MODEL.yaml)")
     sp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="fixed overrides for every trial")
+
+    sp = cmd("report", _report, "a member's consumption report as one HTML page")
+    sp.add_argument("member", help="the platform's member id (pseudonymized before lookup; never written out)")
+    sp.add_argument("--dataset", required=True, help="prepared dataset name")
+    sp.add_argument("--locale", default="en", choices=["en", "zh-CN"], help="number, money and date format")
+    sp.add_argument("--out", help="output file (default under TAILOR_HOME/reports/)")
+
+    sp = cmd("overview", _overview, "the operator's segment overview as one HTML page")
+    sp.add_argument("--dataset", required=True, help="prepared dataset name")
+    sp.add_argument("--out", help="output file (default under TAILOR_HOME/reports/)")
+    sp.add_argument("--cutoffs", nargs=2, metavar=("FROM", "TO"), help="the two cutoffs for transitions")
 
     sp = cmd("score", _score, "batch-score every member of a dataset with a registered model -> Parquet")
     sp.add_argument("model", choices=["churn", "propensity"], help="model family")

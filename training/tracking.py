@@ -150,6 +150,11 @@ def start_run(
         **(tags or {}),
     }
     name = f"{config_name}-{sha[:7]}-{config_hash(cfg)[:6]}"
+    # Under `mlflow run` (MLproject), MLflow hands the child its own launcher run through MLFLOW_RUN_ID; the job
+    # still logs its one run in the family's experiment, and records which launcher run started it.
+    launcher = os.environ.pop("MLFLOW_RUN_ID", None)
+    if launcher:
+        run_tags["mlproject_run_id"] = launcher
     with mlflow.start_run(experiment_id=exp_id, run_name=name, tags=run_tags, nested=nested) as run:
         if cutoff is not None:
             c.set_tag(run.info.run_id, "cutoff", cutoff)

@@ -123,3 +123,24 @@ def test_sweep_tracks_trials_resumes_and_survives_a_failing_trial(home: Path, mo
     best = home / "sweeps" / "s1" / "best.yaml"
     cfg = load(OutcomeConfig, str(best))
     assert cfg.net.dropout < 1 and cfg.family == "churn"
+
+
+def test_mlproject_entry_point_runs_a_job(home: Path, monkeypatch) -> None:
+    """`mlflow run . -e evaluate` calls tailor with the MLproject's parameters and the job logs its own run."""
+    import os
+    import subprocess
+    import sys
+
+    from training.tracking import client, tracking_uri
+
+    monkeypatch.setenv("TAILOR_HOME", str(home))
+    repo = Path(__file__).parents[2]
+    env = {**os.environ, "TAILOR_HOME": str(home), "MLFLOW_TRACKING_URI": tracking_uri(),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
+    overrides = " ".join([*QUICK, "baselines=[recency]", "net.max_epochs=3"])
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "run", str(repo), "-e", "evaluate", "-P", "model=churn",
+           "-P", "dataset=syn", "-P", f"overrides={overrides}", "--env-manager", "local"]  # fmt: skip
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = client().search_runs([client().get_experiment_by_name("churn").experiment_id], "tags.job = 'evaluate'")
+    assert any(r.data.tags.get("mlproject_run_id") for r in runs)

@@ -1,0 +1,1 @@
+"""HTML templates and CSS of the member report and the operator overview."""
