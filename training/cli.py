@@ -37,6 +37,7 @@ def _generate(a: argparse.Namespace) -> int:
 
 
 FAMILIES = ("persona", "churn", "propensity", "uplift")
+PASS_THROUGH = ("serve", "keys", "audit")
 
 
 def _job(a: argparse.Namespace, job: str) -> int:
@@ -88,6 +89,35 @@ def _overview(a: argparse.Namespace) -> int:
 
     print(f"wrote {write_overview(a.dataset, a.out, tuple(a.cutoffs) if a.cutoffs else None)}")
     return 0
+
+
+def _rest(a: argparse.Namespace) -> list[str]:
+    return a.rest[1:] if a.rest[:1] == ["--"] else a.rest
+
+
+def _index(a: argparse.Namespace) -> int:
+    from serving.index import build_indices
+
+    build_indices(persona_version=a.version, dataset=a.dataset)
+    return 0
+
+
+def _serve(a: argparse.Namespace) -> int:
+    from serving.serve import main_serve
+
+    return main_serve(_rest(a))
+
+
+def _keys(a: argparse.Namespace) -> int:
+    from serving.auth import main_keys
+
+    return main_keys(_rest(a))
+
+
+def _audit(a: argparse.Namespace) -> int:
+    from serving.audit import main_audit
+
+    return main_audit(_rest(a))
 
 
 def _score(a: argparse.Namespace) -> int:
@@ -178,6 +208,17 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", help="search space (default configs/sweeps/MODEL.yaml)")
     sp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="fixed overrides for every trial")
 
+    sp = cmd("index", _index, "FAISS indices (items, members, offers) from the champion persona; recall@10 measured")
+    sp.add_argument("--dataset", help="served dataset (default: configs/serving.yaml)")
+    sp.add_argument("--version", type=int, help="persona version (default: the champion)")
+    for name, fn, help_ in (
+        ("serve", _serve, "start the BentoML service (tailor serve --help for its options)"),
+        ("keys", _keys, "API keys: create NAME --scopes read,events [--member ID] | list | revoke NAME"),
+        ("audit", _audit, "read the append-only audit log: [--limit N] [--member ID --dataset DS]"),
+    ):
+        sp = cmd(name, fn, help_)
+        sp.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the subcommand")
+
     sp = cmd("report", _report, "a member's consumption report as one HTML page")
     sp.add_argument("member", help="the platform's member id (pseudonymized before lookup; never written out)")
     sp.add_argument("--dataset", required=True, help="prepared dataset name")
@@ -216,6 +257,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tailor` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASS_THROUGH:  # these parse their own options (and their own --help)
+        argv = [argv[0], "--", *argv[1:]]
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

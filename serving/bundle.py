@@ -1,0 +1,97 @@
+"""What serving loads from the registry and TAILOR_HOME: the persona bundle, batch scores, its config.
+
+The persona bundle is read from the registered model's own artifact folder (weights, item table
+with vectors, persona vectors of all members) and the plain torch module, never Lightning.
+Churn/propensity/uplift scores come from the batch-score Parquet (`tailor score FAMILY`) when it was
+written by the current champion; otherwise they are None (their pyfuncs need Lightning to load).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+
+from datasets.config import load_yaml
+from datasets.paths import tailor_home
+
+log = logging.getLogger(__name__)
+FAMILIES = ("persona", "churn", "propensity", "uplift")
+
+
+def serving_config(name: str = "serving") -> dict:
+    """configs/serving.yaml as a dict."""
+    return load_yaml(name)
+
+
+def champion_version(family: str) -> int | None:
+    """The champion version of a family, or None (no registry, no model, no alias)."""
+    from training.registry import champion
+
+    try:
+        found = champion(family)
+    except Exception as exc:
+        log.info("no %s champion: %s", family, exc)
+        return None
+    return found[0] if found else None
+
+
+@dataclass
+class PersonaBundle:
+    version: int
+    net: torch.nn.Module
+    items: pd.DataFrame  # item_id, category_code, price_band, repeat_rate, bias, vector
+    vectors: pd.DataFrame  # member_id, vector
+    vocab: dict
+    max_len: int
+
+    @property
+    def dim(self) -> int:
+        return int(self.net.shape.dim)
+
+
+def load_persona(version: int | None = None) -> PersonaBundle:
+    """The persona model `version` (default: the champion) from its registered artifacts."""
+    from training.persona.model import PersonaNet, PersonaShape
+    from training.tracking import client
+
+    client()  # points both the tracking and the registry URI at this TAILOR_HOME (models:/ URIs use the registry)
+    version = version or champion_version("persona")
+    if version is None:
+        raise ValueError("no persona champion: train one (`tailor train persona`) and promote it")
+    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/persona/{version}"))
+    folder = next(p.parent for p in root.rglob("meta.json") if (p.parent / "net.pt").exists())
+    meta = json.loads((folder / "meta.json").read_text())
+    net = PersonaNet(PersonaShape(**meta["shape"]))
+    net.load_state_dict(torch.load(folder / "net.pt", weights_only=True))
+    net.eval()
+    vectors = pd.read_parquet(folder / "vectors.parquet")
+    vectors["member_id"] = vectors["member_id"].astype(str)
+    return PersonaBundle(int(version), net, pd.read_parquet(folder / "items.parquet"), vectors, meta["vocab"],
+                         meta["max_len"])  # fmt: skip
+
+
+def load_scores(family: str, dataset: str, version: int | None) -> pd.DataFrame | None:
+    """Batch scores of `family` (index member_id) written by champion `version`, else None."""
+    path = tailor_home() / "scores" / family / f"{dataset}.parquet"
+    if version is None or not path.exists():
+        return None
+    frame = pd.read_parquet(path)
+    if "version" in frame.columns and not (frame["version"] == version).all():
+        log.warning("%s scores at %s are not from champion v%s: run `tailor score %s`", family, path, version, family)
+        return None
+    return frame.assign(member_id=frame["member_id"].astype(str)).set_index("member_id")
+
+
+def score_of(frame: pd.DataFrame | None, member: str, column: str) -> float | None:
+    """One member's score, or None when unknown."""
+    if frame is None or column not in frame.columns or member not in frame.index:
+        return None
+    v = frame.at[member, column]
+    return None if v is None or not np.isfinite(v) else float(v)

@@ -1,0 +1,173 @@
+"""The serving event store: SQLite (WAL) under TAILOR_HOME/serving/events.db.
+
+Tables: `events` (ingested events, pseudonymous ids only, unique on member/ts/item/type),
+`impressions` (offers issued to a member: frequency caps and budgets), `tombstones` (erased
+members). `tombstoned()` needs only sqlite3, so the data layer can honour erasure when it
+prepares training data without importing serving's heavy modules.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from datasets.paths import tailor_home
+from datasets.schema import EVENT_TYPES, PERSONAL_FIELDS
+
+FIELDS = ("member_id", "ts", "event_type", "item_id", "quantity", "amount", "channel", "session_id", "query",
+          "discount")  # fmt: skip
+NUMERIC = ("quantity", "amount", "discount")
+NEEDS_ITEM = ("view", "click", "cart", "purchase", "return", "review")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (member_id TEXT NOT NULL, ts TEXT NOT NULL, event_type TEXT NOT NULL,
+  item_id TEXT NOT NULL DEFAULT '', quantity REAL, amount REAL, channel TEXT, session_id TEXT, query TEXT,
+  discount REAL, received_at TEXT NOT NULL, UNIQUE (member_id, ts, item_id, event_type));
+CREATE INDEX IF NOT EXISTS events_member ON events (member_id);
+CREATE TABLE IF NOT EXISTS impressions (member_id TEXT NOT NULL, offer_id TEXT NOT NULL, ts TEXT NOT NULL,
+  cost REAL NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS impressions_member ON impressions (member_id, offer_id);
+CREATE TABLE IF NOT EXISTS tombstones (member_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL);
+"""
+
+
+def store_path(home: Path | None = None) -> Path:
+    return (home or tailor_home()) / "serving" / "events.db"
+
+
+def tombstoned(home: Path | None = None) -> set[str]:
+    """Pseudonyms of erased members (empty when nothing was ever erased). Prepare should drop their rows."""
+    path = store_path(home)
+    if not path.exists():
+        return set()
+    with sqlite3.connect(path) as con:
+        try:
+            return {r[0] for r in con.execute("SELECT member_id FROM tombstones")}
+        except sqlite3.OperationalError:
+            return set()
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def validate(row: object, now: pd.Timestamp, tolerance_s: float, max_abs: float) -> tuple[dict | None, tuple | None]:
+    """(clean row, None) or (None, (field, reason)) for one incoming event (raw member id kept)."""
+    if not isinstance(row, dict):
+        return None, ("event", "must be an object")
+    for f in row:
+        if f in PERSONAL_FIELDS or any(w in f.lower() for w in ("email", "phone", "address")):
+            return None, (f, "personal fields are not accepted")
+        if f not in FIELDS:
+            return None, (f, f"unknown field (allowed: {', '.join(FIELDS)})")
+    member = row.get("member_id")
+    if not isinstance(member, str | int) or isinstance(member, bool) or not str(member).strip():
+        return None, ("member_id", "required non-empty string")
+    etype = row.get("event_type")
+    if etype not in EVENT_TYPES:
+        return None, ("event_type", f"unknown event type (allowed: {', '.join(EVENT_TYPES)})")
+    try:
+        ts = pd.Timestamp(row.get("ts"))
+    except (TypeError, ValueError):
+        return None, ("ts", "unparseable timestamp")
+    if pd.isna(ts):
+        return None, ("ts", "required ISO timestamp")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    if (ts - now).total_seconds() > tolerance_s:
+        return None, ("ts", f"more than {tolerance_s:g} s in the future")
+    item = row.get("item_id")
+    if item is not None and (not isinstance(item, str | int) or isinstance(item, bool)):
+        return None, ("item_id", "must be a string")
+    if etype in NEEDS_ITEM and (item is None or not str(item).strip()):
+        return None, ("item_id", f"required for {etype} events")
+    out = {"member_id": str(member).strip(), "ts": _iso(ts), "event_type": etype,
+           "item_id": "" if item is None else str(item)}  # fmt: skip
+    for f in NUMERIC:
+        v = row.get(f)
+        if v is None:
+            out[f] = None
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or abs(v) > max_abs:
+            return None, (f, f"must be a finite number with |x| <= {max_abs:g}")
+        out[f] = float(v)
+    for f in ("channel", "session_id", "query"):
+        v = row.get(f)
+        if v is not None and not isinstance(v, str):
+            return None, (f, "must be a string")
+        out[f] = v
+    return out, None
+
+
+class EventStore:
+    """Thread-safe access to the event store (one connection, serialized by a lock)."""
+
+    def __init__(self, home: Path | None = None) -> None:
+        path = store_path(home)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Lock()
+        self.con = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.con.execute("PRAGMA journal_mode=WAL")
+        self.con.executescript(_SCHEMA)
+
+    def insert(self, rows: list[dict]) -> list[bool]:
+        """Insert clean rows (pseudonymous ids); False where the row duplicates a stored one."""
+        now = _iso(pd.Timestamp.now(tz="UTC"))
+        cols = ", ".join(FIELDS)
+        sql = f"INSERT OR IGNORE INTO events ({cols}, received_at) VALUES ({', '.join('?' * (len(FIELDS) + 1))})"
+        out = []
+        with self.lock:
+            self.con.execute("BEGIN")
+            for r in rows:
+                cur = self.con.execute(sql, [r.get(f) for f in FIELDS] + [now])
+                out.append(cur.rowcount == 1)
+            self.con.execute("COMMIT")
+        return out
+
+    def history(self, member: str) -> pd.DataFrame:
+        """The member's stored events, oldest first (ts as UTC timestamps)."""
+        with self.lock:
+            frame = pd.read_sql_query("SELECT * FROM events WHERE member_id = ? ORDER BY ts", self.con, params=[member])
+        return frame.assign(ts=pd.to_datetime(frame["ts"], utc=True))
+
+    def members(self) -> set[str]:
+        with self.lock:
+            return {r[0] for r in self.con.execute("SELECT DISTINCT member_id FROM events")}
+
+    def record_impressions(self, member: str, offers: list[tuple[str, float]], at: datetime) -> None:
+        """Offers (id, cost) issued to a member at `at`."""
+        ts = _iso(pd.Timestamp(at).tz_convert("UTC") if pd.Timestamp(at).tzinfo else pd.Timestamp(at, tz="UTC"))
+        with self.lock:
+            self.con.executemany("INSERT INTO impressions VALUES (?, ?, ?, ?)", [(member, o, ts, c) for o, c in offers])
+
+    def impressions_since(self, member: str, since: datetime) -> pd.DataFrame:
+        """(offer_id, ts) issued to a member from `since` on."""
+        with self.lock:
+            frame = pd.read_sql_query("SELECT offer_id, ts FROM impressions WHERE member_id = ? AND ts >= ?", self.con,
+                                      params=[member, _iso(pd.Timestamp(since))])  # fmt: skip
+        return frame.assign(ts=pd.to_datetime(frame["ts"], utc=True))
+
+    def spent(self) -> dict[str, float]:
+        """Cost committed per offer so far."""
+        with self.lock:
+            return dict(self.con.execute("SELECT offer_id, SUM(cost) FROM impressions GROUP BY offer_id").fetchall())
+
+    def erase(self, member: str) -> dict[str, int]:
+        """Delete the member's events and impressions and record the tombstone."""
+        with self.lock:
+            self.con.execute("BEGIN")
+            ev = self.con.execute("DELETE FROM events WHERE member_id = ?", [member]).rowcount
+            imp = self.con.execute("DELETE FROM impressions WHERE member_id = ?", [member]).rowcount
+            self.con.execute("INSERT OR REPLACE INTO tombstones VALUES (?, ?)", [member, datetime.now(UTC).isoformat()])
+            self.con.execute("COMMIT")
+        return {"events": ev, "impressions": imp}
+
+    def tombstoned(self) -> set[str]:
+        with self.lock:
+            return {r[0] for r in self.con.execute("SELECT member_id FROM tombstones")}
+
+    def close(self) -> None:
+        self.con.close()

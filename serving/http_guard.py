@@ -1,0 +1,81 @@
+"""ASGI middleware in front of the API routes: JSON only, a body-size limit (413) and API-key scopes (401/403).
+
+It runs before BentoML parses anything, so a refused request is never parsed, and it stores the caller's
+`Principal` in the ASGI scope (`tailor.principal`) for the endpoint's audit row and member-bound checks.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from serving.auth import AuthError, check
+
+PRINCIPAL = "tailor.principal"
+MAX_BODY = 1_000_000
+
+
+async def send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
+    """Write a whole JSON response to an ASGI `send`."""
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def api_key(headers: dict[bytes, bytes]) -> str | None:
+    """The key from `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
+    auth = headers.get(b"authorization", b"").decode("latin-1").strip()
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    key = headers.get(b"x-api-key", b"").decode("latin-1").strip()
+    return key or None
+
+
+class Guard:
+    """Checks size, media type and key scope of POSTs to `routes` ({path: scope or None for no key})."""
+
+    def __init__(self, app: Any, routes: dict[str, str | None], max_body: int = MAX_BODY) -> None:
+        self.app, self.routes, self.max_body = app, routes, max_body
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.routes or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        media = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
+        if media != b"application/json":
+            return await send_json(send, 415, {"error": "unsupported media type: send application/json"})
+        declared = headers.get(b"content-length", b"0") or b"0"
+        if not declared.isdigit():
+            return await send_json(send, 400, {"error": "malformed Content-Length", "field": "content-length"})
+        if int(declared) > self.max_body:
+            return await send_json(send, 413, self._too_large())
+        needed = self.routes[scope["path"]]
+        if needed:
+            try:
+                scope[PRINCIPAL] = check(api_key(headers), needed)
+            except AuthError as exc:
+                error = "unauthorized" if exc.status == 401 else "forbidden"
+                return await send_json(send, exc.status, {"error": error, "detail": exc.message})
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body:
+                return await send_json(send, 413, self._too_large())
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    def _too_large(self) -> dict[str, Any]:
+        return {"error": "request body too large", "field": "body", "limit_bytes": self.max_body}

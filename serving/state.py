@@ -1,0 +1,267 @@
+"""ServingState: every answer the service gives, in process (no HTTP).
+
+Methods take the platform's RAW member ids and pseudonymize them with the dataset's key and
+namespace; answers carry only pseudonyms. Heavy data lives in an immutable Snapshot swapped
+whole on `reload`; what ingestion changes (fresh persona vectors, recency) sits in small
+overlays guarded by a lock. Unknown or erased members get a cold-start answer, never an error.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datasets.pseudonym import pseudonymize_fast, pseudonymize_one
+from serving import index as ix
+from serving.bundle import score_of, serving_config
+from serving.events import EventStore, validate
+from serving.offers import MemberView
+from serving.offers import rank_offers as rank
+from serving.snapshot import TAGS, Snapshot, item_reasons, load_snapshot
+from serving.snapshot import plain as _plain
+
+
+class ServingState:
+    """Persona, recommendations, lookalikes, offers, ingestion and erasure over one snapshot."""
+
+    def __init__(self, snap: Snapshot, store: EventStore, cfg: dict, dataset: str) -> None:
+        self._snap, self._store, self._cfg, self._dataset = snap, store, cfg, dataset
+        self._lock = threading.RLock()
+        self._fresh: dict[str, np.ndarray] = {}  # member -> vector folded in from ingested events
+        self._recent: dict[str, dict] = {}  # member -> feature overrides after ingested purchases
+        self._erased = store.tombstoned()
+        self._touched = store.members()
+
+    @classmethod
+    def load(cls, home: Path | None = None, dataset: str | None = None) -> ServingState:
+        """Load the champions, indices and features; `home` sets TAILOR_HOME for this process."""
+        if home is not None:
+            os.environ["TAILOR_HOME"] = str(home)
+        cfg = serving_config()
+        dataset = dataset or cfg["dataset"]
+        store = EventStore()
+        return cls(load_snapshot(dataset, cfg, store.tombstoned()), store, cfg, dataset)
+
+    @property
+    def dataset(self) -> str:
+        """Name of the served dataset."""
+        return self._snap.ds.name
+
+    # ---- ids and vectors
+    def pseudonym(self, raw_member_id: str) -> str:
+        if not isinstance(raw_member_id, str | int) or isinstance(raw_member_id, bool) or not str(raw_member_id):
+            raise ValueError("member_id: required non-empty string")
+        return pseudonymize_one(str(raw_member_id).strip(), self._snap.key, self._snap.namespace)
+
+    def _history(self, s: Snapshot, p: str) -> pd.DataFrame:
+        """The member's purchases: prepared data plus ingested events."""
+        rows = s.purchases.iloc[s.by_member.get(p, [])][["item_id", "ts"]]
+        if p in self._touched:
+            ev = self._store.history(p)
+            ev = ev.loc[(ev["event_type"] == "purchase") & ~(ev["quantity"].fillna(1) <= 0), ["item_id", "ts"]]
+            rows = pd.concat([rows, ev], ignore_index=True)
+        return rows
+
+    def _encode(self, s: Snapshot, p: str, hist: pd.DataFrame) -> np.ndarray:
+        from training.persona.pyfunc import encode_history
+
+        a = s.attrs.loc[p] if p in s.attrs.index else {}
+        rows = hist.assign(member_id=p, region=a.get("region"), age_band=a.get("age_band"))
+        if rows.empty:  # cold start: attributes only (an unknown item is skipped by the encoder)
+            rows = pd.DataFrame({"member_id": [p], "item_id": [None], "ts": [s.end], "region": [a.get("region")],
+                                 "age_band": [a.get("age_band")]})  # fmt: skip
+        at = max(s.end, pd.Timestamp(rows["ts"].max()).tz_convert("UTC")) + pd.Timedelta(microseconds=1)
+        b = s.persona
+        out = encode_history(b.net, b.items, s.item_index, b.vocab, rows, at, b.max_len)
+        return np.asarray(out["vector"].iloc[0], dtype=np.float32)
+
+    def _vector(self, s: Snapshot, p: str) -> tuple[np.ndarray, bool]:
+        """(vector, cold_start) of a pseudonym."""
+        if p in self._erased:
+            return self._encode(s, "\x00erased", pd.DataFrame({"item_id": [], "ts": []})), True
+        if p in self._fresh:
+            return self._fresh[p], False
+        if p in self._touched:
+            hist = self._history(s, p)
+            if len(hist):
+                with self._lock:
+                    self._fresh[p] = self._encode(s, p, hist)
+                return self._fresh[p], False
+        if p in s.member_pos:
+            return np.asarray(s.persona.vectors["vector"].iloc[s.vec_rows[p]], dtype=np.float32), False
+        return self._encode(s, p, pd.DataFrame({"item_id": [], "ts": []})), True
+
+    def _versions(self, s: Snapshot) -> dict:
+        return dict(s.versions)
+
+    # ---- answers
+    def persona(self, member_id: str) -> dict:
+        s, p = self._snap, self.pseudonym(member_id)
+        vec, cold = self._vector(s, p)
+        f = {} if p in self._erased or p not in s.feats.index else s.feats.loc[p].to_dict()
+        f.update(self._recent.get(p, {}))
+        known = not cold and p not in self._erased
+        return {
+            "member": p, "cold_start": cold, "vector": [float(x) for x in vec],
+            "segment": _plain(f.get("segment")), "lifecycle": _plain(f.get("lifecycle")) or "prospect",
+            "recency_days": _plain(f.get("recency_days")),
+            "tags": {t: _plain(f.get(t)) for t in TAGS}, "tier": _plain(f.get("tier")),
+            "points": _plain(f.get("points_balance")),
+            "scores": {"churn": score_of(s.scores["churn"], p, "p_churn") if known else None,
+                       "purchase_30d": score_of(s.scores["propensity"], p, "p_buy") if known else None},
+            "model_versions": self._versions(s),
+        }  # fmt: skip
+
+    def _k(self, k: int, field: str = "k") -> int:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self._cfg["limits"]["max_k"]:
+            raise ValueError(f"{field}: must be an integer in 1..{self._cfg['limits']['max_k']}")
+        return k
+
+    def recommend(self, member_id: str, k: int = 10, exclude_bought: bool = True) -> dict:
+        s, p, k = self._snap, self.pseudonym(member_id), self._k(k)
+        vec, cold = self._vector(s, p)
+        hist = pd.DataFrame({"item_id": []}) if p in self._erased else self._history(s, p)
+        bought = set(hist["item_id"].astype(str)) if exclude_bought else set()
+        if cold:
+            top = s.popular.loc[[i for i in s.popular.index if i not in bought][:k]]
+            items = [{"item_id": i, "score": round(float(v), 6), "reasons": ["popular with members right now"]}
+                     for i, v in top.items()]  # fmt: skip
+            return {"member": p, "cold_start": True, "items": items, "model_versions": self._versions(s)}
+        scores, rows = s.items.search(ix.member_query(vec), k + len(bought))
+        favs = set(self._tags(s, p))
+        own = [i for i in hist["item_id"].astype(str).unique() if i in s.item_index][-50:]
+        items = []
+        for sc, r in zip(scores[0], rows[0], strict=True):
+            item = str(s.items.ids[r]) if r >= 0 else None
+            if item is None or item in bought:
+                continue
+            items.append({"item_id": item, "score": float(sc), "reasons": item_reasons(s, item, own, favs)})
+            if len(items) == k:
+                break
+        return {"member": p, "cold_start": False, "items": items, "model_versions": self._versions(s)}
+
+    def _tags(self, s: Snapshot, p: str) -> list[str]:
+        cats = s.feats.at[p, "top_categories"] if p in s.feats.index else None
+        return [] if cats is None or (isinstance(cats, float) and np.isnan(cats)) else [str(c) for c in cats]
+
+    def lookalike(self, seeds: list[str] | None = None, segment: str | None = None, k: int = 50) -> dict:
+        s, k = self._snap, self._k(k)
+        if seeds is not None and (not isinstance(seeds, list) or not seeds):
+            raise ValueError("seeds: must be a non-empty list of member ids")
+        if not seeds and not segment:
+            raise ValueError("seeds: give seeds or a segment")
+        if seeds:
+            ps = [self.pseudonym(x) for x in seeds]
+            group = [p for p in ps if p not in self._erased and (p in s.member_pos or p in self._fresh)]
+            basis = f"seeds ({len(group)} of {len(ps)} known)"
+        else:
+            if not isinstance(segment, str):
+                raise ValueError("segment: must be a string")
+            group = [p for p in s.feats.index[s.feats["segment"] == segment] if p in s.member_pos]
+            basis = f"segment: {segment} ({len(group)} members)"
+        if not group:
+            return {"members": [], "basis": basis}
+        q = ix.normalize(np.mean(ix.normalize(np.stack([self._vector(s, p)[0] for p in group])), 0, keepdims=True))
+        skip = set(group) | self._erased
+        scores, rows = s.members.search(q, k + len(skip))
+        out = [{"member": str(s.members.ids[r]), "score": float(sc)} for sc, r in zip(scores[0], rows[0], strict=True)
+               if r >= 0 and str(s.members.ids[r]) not in skip]  # fmt: skip
+        return {"members": out[:k], "basis": basis}
+
+    def rank_offers(self, member_id: str, k: int = 5, channel: str | None = None, at: datetime | None = None) -> dict:
+        s, p, k = self._snap, self.pseudonym(member_id), self._k(k)
+        if channel is not None and not isinstance(channel, str):
+            raise ValueError("channel: must be a string")
+        if at is not None and not isinstance(at, datetime):
+            raise ValueError("at: must be a datetime")
+        at = at or datetime.now(UTC)
+        vec, cold = self._vector(s, p)
+        f = {} if p in self._erased or p not in s.feats.index else s.feats.loc[p].to_dict()
+        hist = pd.DataFrame({"item_id": []}) if p in self._erased else self._history(s, p)
+        bought = {str(i): str(s.category.get(str(i))) for i in hist["item_id"].astype(str).unique()[-20:]}
+        view = MemberView(p, _plain(f.get("tier")), _plain(f.get("segment")), self._tags(s, p), bought)
+        scores, rows = s.offers.search(ix.member_query(vec), len(s.offers.ids))
+        affinity = {str(s.offers.ids[r]): float(sc) for sc, r in zip(scores[0], rows[0], strict=True) if r >= 0}
+        up = s.scores["uplift"]
+        uplift = up.loc[p].to_dict() if up is not None and p in up.index and not cold else None
+        with self._lock:  # issuing commits budget and counts towards caps: one at a time
+            shown = self._store.impressions_since(p, pd.Timestamp(at) - pd.Timedelta(days=366))
+            offers = rank(s.catalogue, view, affinity=affinity, uplift=uplift, spent=self._store.spent(), shown=shown,
+                          p_buy=None if cold else score_of(s.scores["propensity"], p, "p_buy"), at=at, k=k,
+                          channel=channel)  # fmt: skip
+            self._store.record_impressions(p, [(o["offer_id"], o.pop("cost")) for o in offers], at)
+        return {"member": p, "cold_start": cold, "offers": offers, "policy": s.catalogue.policy,
+                "policy_version": s.catalogue.version}  # fmt: skip
+
+    # ---- writes
+    def add_events(self, events: list[dict]) -> dict:
+        if not isinstance(events, list):
+            raise ValueError("events: must be a list of objects")
+        if len(events) > self._cfg["events"]["max_batch"]:
+            raise ValueError(f"events: at most {self._cfg['events']['max_batch']} per call")
+        e, s = self._cfg["events"], self._snap
+        now = pd.Timestamp.now(tz="UTC")
+        clean, rejected, where = [], [], []
+        for i, row in enumerate(events):
+            ok, err = validate(row, now, e["future_tolerance_s"], e["max_abs_value"])
+            if ok is not None:
+                ok["member_id"] = self.pseudonym(ok["member_id"])
+                if ok["session_id"]:  # a session can carry a guest's identity: keyed like prepare does
+                    ok["session_id"] = str(pseudonymize_fast(pd.Series([ok["session_id"]]), s.key,
+                                                             s.namespace + ":session").iloc[0])  # fmt: skip
+                if ok["member_id"] in self._erased:
+                    ok, err = None, ("member_id", "member was erased")
+            if ok is None:
+                rejected.append({"index": i, "field": err[0], "reason": err[1]})
+                continue
+            clean.append(ok)
+            where.append(i)
+        with self._lock:
+            fresh = self._store.insert(clean)
+            for i, row, new in zip(where, clean, fresh, strict=True):
+                if not new:
+                    rejected.append({"index": i, "field": "event", "reason": "duplicate of a stored event"})
+                    continue
+                p = row["member_id"]
+                self._touched.add(p)
+                if row["event_type"] == "purchase":
+                    self._fresh.pop(p, None)  # refolded on the next read
+                    old = s.feats.loc[p].to_dict() if p in s.feats.index else {"frequency": 0, "monetary": 0.0}
+                    r = self._recent.setdefault(p, {"frequency": int(old.get("frequency") or 0),
+                                                    "monetary": float(old.get("monetary") or 0.0)})  # fmt: skip
+                    stage = "active" if old.get("lifecycle") not in (None, "prospect") else "new"
+                    spend = round(r["monetary"] + (row["amount"] or 0.0), 2)
+                    r.update(recency_days=0, frequency=r["frequency"] + 1, monetary=spend, lifecycle=stage)
+        rejected.sort(key=lambda r: r["index"])
+        return {"accepted": len(events) - len(rejected), "rejected": rejected}
+
+    def erase(self, member_id: str) -> dict:
+        p = self.pseudonym(member_id)
+        with self._lock:
+            s = self._snap
+            removed = self._store.erase(p)
+            in_vectors = p in s.member_pos or p in self._fresh
+            removed |= {"persona_rows": int(in_vectors), "index_rows": int(p in s.member_pos),
+                        "feature_rows": int(p in s.feats.index),
+                        "history_rows": len(s.by_member.get(p, []))}  # fmt: skip
+            self._erased.add(p)
+            self._touched.discard(p)
+            self._fresh.pop(p, None)
+            self._recent.pop(p, None)
+        return {"member": p, "removed": removed}
+
+    def reload(self) -> dict:
+        new = load_snapshot(self._dataset, serving_config(), self._store.tombstoned())
+        with self._lock:
+            self._snap = new
+            self._fresh.clear()  # vectors of the old persona model: refolded lazily with the new one
+        return self.versions()
+
+    def versions(self) -> dict:
+        s = self._snap
+        return {**self._versions(s), "policy_version": s.catalogue.version, "dataset": s.ds.name}

@@ -1,0 +1,224 @@
+"""ServingState end to end on planted tastes: tiny persona + churn champions, indices, every answer."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+N_CATS, PER_CAT, N_MEMBERS, DAYS = 4, 25, 300, 180
+START = pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def planted(folder: Path, seed: int = 0) -> Path:
+    """Each member buys from one favourite category (member m: cat m % 4); some stop early (churn); tiers planted."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    ids = [(c, k) for c in range(N_CATS) for k in range(PER_CAT)]
+    pd.DataFrame({"item_id": [f"c{c}-{k}" for c, k in ids], "category": [f"cat{c}" for c, _ in ids],
+                  "price": 10.0}).to_csv(folder / "items.csv", index=False)  # fmt: skip
+    rows = []
+    for m in range(N_MEMBERS):
+        last = DAYS if rng.random() < 0.6 else int(rng.integers(40, 170))
+        for _ in range(rng.integers(8, 20)):
+            day = int(rng.integers(0, last))
+            rows.append((f"M{m}", START + pd.Timedelta(days=day, hours=int(rng.integers(8, 20))),
+                         f"c{m % N_CATS}-{rng.integers(0, PER_CAT)}"))  # fmt: skip
+    ev = pd.DataFrame(rows, columns=["member_id", "ts", "item_id"])
+    ev.assign(event_type="purchase", quantity=1.0, amount=10.0).to_csv(folder / "events.csv", index=False)
+    tiers = np.where(np.arange(N_MEMBERS) % 3 == 0, "gold", "base")
+    pd.DataFrame(
+        {
+            "member_id": [f"M{m}" for m in range(N_MEMBERS)],
+            "tier": tiers,
+            "points_balance": 100.0,
+            "region": "north",
+            "joined_at": "2023-06-01T00:00:00Z",
+        }
+    ).to_csv(folder / "members.csv", index=False)
+    return folder
+
+
+OFFERS = """
+policy: test_policy
+default_cap: {max: 2, days: 7}
+diversity_top: 3
+offers:
+  - {offer_id: gold_only, kind: exclusive_item, value: 50, cost: 1, eligible_tiers: [gold], budget: 1000}
+  - {offer_id: cat0_a, kind: member_price, scope: {categories: [cat0]}, value: 30, cost: 1, budget: 1000}
+  - {offer_id: cat0_b, kind: coupon, scope: {categories: [cat0]}, value: 29, cost: 1, budget: 1000}
+  - {offer_id: ship, kind: free_shipping, value: 5, cost: 0.5, budget: 1000}
+  - {offer_id: tiny_budget, kind: coupon, value: 40, cost: 3, budget: 5}
+  - {offer_id: expired, kind: member_day, value: 60, cost: 1, valid_to: "2020-01-01T00:00:00Z"}
+"""
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("serving_home")
+    offers = home / "offers_test.yaml"
+    offers.write_text(OFFERS)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TAILOR_HOME", str(home))
+        mp.setenv("TAILOR_PSEUDONYM_KEY", "k")
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        from datasets.config import load
+        from datasets.prepare import prepare
+        from datasets.settings import PrepareConfig
+        from training.outcomes.job import run as run_outcome
+        from training.outcomes.pyfunc import score_dataset
+        from training.persona.job import run as run_persona
+        from training.registry import promote
+
+        prepare("canonical", planted(home / "raw"), load(PrepareConfig, "prepare"), dataset="planted")
+        run_persona("planted", overrides=["train.epochs=6", "data.n_cutoffs=6", "data.stride_days=10", "model.dim=16",
+                                          "train.batch_size=128", "baselines=false"])  # fmt: skip
+        run_outcome("churn", "planted", overrides=["horizons.churn=60", "n_train_cutoffs=1", "net.max_epochs=5",
+                                                   "baselines=[recency]"])  # fmt: skip
+        promote("persona", 1, force=True, reason="test")
+        promote("churn", 1, force=True, reason="test")
+        score_dataset("churn", "planted")
+        import serving.bundle as bundle
+        from serving.index import build_indices
+        from serving.state import ServingState
+
+        cfg = bundle.serving_config() | {"dataset": "planted", "offers": str(offers)}
+        mp.setattr(bundle, "serving_config", lambda name="serving": cfg)
+        import serving.state as st
+
+        mp.setattr(st, "serving_config", lambda name="serving": cfg)
+        manifest = build_indices()
+        yield ServingState.load(dataset="planted"), manifest, home
+
+
+def _no_raw_ids(answer: dict) -> None:
+    text = json.dumps(answer)
+    assert not any(f'"M{m}"' in text for m in range(N_MEMBERS)), text[:300]
+
+
+def test_indices_and_persona_of_a_known_member(state) -> None:
+    s, manifest, home = state
+    assert manifest["indices"]["items"]["size"] == N_CATS * PER_CAT and manifest["persona_version"] == 1
+    assert manifest["indices"]["members"]["recall@10"] == 1.0 and (home / "serving/indices/items.faiss").exists()
+    a = s.persona("M1")
+    _no_raw_ids(a)
+    assert a["member"].startswith("m_") and not a["cold_start"] and len(a["vector"]) == 16
+    assert a["tags"]["top_categories"][0] == "cat1" and a["tier"] in ("gold", "base")
+    assert a["model_versions"]["persona"] == 1 and a["model_versions"]["churn"] == 1
+    assert 0 <= a["scores"]["churn"] <= 1 and a["scores"]["purchase_30d"] is None
+
+
+def test_recommend_excludes_bought_and_follows_planted_tastes(state) -> None:
+    s, _, _ = state
+    hits = []
+    for m in range(0, 40):
+        r = s.recommend(f"M{m}", k=10)
+        _no_raw_ids(r)
+        bought = set(s._history(s._snap, r["member"])["item_id"])
+        assert len(r["items"]) == 10 and not bought & {i["item_id"] for i in r["items"]}
+        hits += [i["item_id"].startswith(f"c{m % N_CATS}-") for i in r["items"]]
+        assert all(i["reasons"] for i in r["items"])
+    assert np.mean(hits) > 0.6, np.mean(hits)  # random: 0.25
+
+
+def test_unknown_member_gets_a_cold_start_answer(state) -> None:
+    s, _, _ = state
+    for call in (s.persona, s.recommend, s.rank_offers):
+        a = call("never-seen-42")
+        assert a["cold_start"] and "never-seen-42" not in json.dumps(a)
+    assert s.persona("never-seen-42")["scores"] == {"churn": None, "purchase_30d": None}
+    with pytest.raises(ValueError, match="k"):
+        s.recommend("M1", k=0)
+    with pytest.raises(ValueError, match="seeds"):
+        s.lookalike()
+
+
+def test_events_update_the_next_answer_and_bad_rows_are_named(state) -> None:
+    s, _, _ = state
+    before = s.persona("M2")
+    ts = datetime.now(UTC).isoformat()
+    ev = {"member_id": "M2", "ts": ts, "event_type": "purchase", "item_id": "c3-7", "quantity": 1, "amount": 10.0}
+    bad = [
+        dict(ev),  # duplicate of the first
+        {**ev, "event_type": "teleport"},
+        {**ev, "ts": "2999-01-01T00:00:00Z"},
+        {**ev, "amount": float("nan")},
+        {**ev, "quantity": 1e12},
+        {**ev, "email": "a@b.c"},
+        {k: v for k, v in ev.items() if k != "member_id"},
+    ]
+    out = s.add_events([ev, *bad])
+    assert out["accepted"] == 1, out
+    fields = [r["field"] for r in out["rejected"]]
+    assert fields == ["event", "event_type", "ts", "amount", "quantity", "email", "member_id"], out
+    after = s.persona("M2")
+    assert after["recency_days"] == 0 and after["vector"] != before["vector"]
+    assert s.add_events([ev])["rejected"][0]["reason"].startswith("duplicate")
+    assert "c3-7" not in {i["item_id"] for i in s.recommend("M2", k=20)["items"]}
+
+
+def test_lookalike_and_erase(state) -> None:
+    s, _, home = state
+    look = s.lookalike(seeds=["M4", "M8"], k=20)
+    _no_raw_ids(look)
+    members = [m["member"] for m in look["members"]]
+    same_taste = {s.pseudonym(f"M{m}") for m in range(0, N_MEMBERS, N_CATS)}
+    assert np.mean([m in same_taste for m in members]) > 0.6
+    raw_of = {s.pseudonym(f"M{m}"): f"M{m}" for m in range(N_MEMBERS)}
+    victim = next(m for m in members if raw_of[m] not in ("M0", "M1", "M2", "M5"))  # others are used below
+    raw = raw_of[victim]
+    s.add_events([{"member_id": raw, "ts": datetime.now(UTC).isoformat(), "event_type": "view", "item_id": "c0-1"}])
+    gone = s.erase(raw)
+    assert gone["member"] == victim and gone["removed"]["events"] == 1 and gone["removed"]["index_rows"] == 1
+    assert s.persona(raw)["cold_start"] and s.recommend(raw)["cold_start"]
+    assert victim not in [m["member"] for m in s.lookalike(seeds=["M4", "M8"], k=20)["members"]]
+    from serving.events import tombstoned
+
+    assert victim in tombstoned(home)
+    assert s.add_events([{"member_id": raw, "ts": datetime.now(UTC).isoformat(), "event_type": "view",
+                          "item_id": "c0-1"}])["rejected"][0]["field"] == "member_id"  # fmt: skip
+    from serving.index import build_indices
+
+    assert build_indices()["indices"]["members"]["size"] == N_MEMBERS - 1  # rebuilt without the erased member
+    versions = s.reload()
+    assert versions["persona"] == 1 and victim not in s._snap.member_pos and s.persona(raw)["cold_start"]
+
+
+def test_rank_offers_rules(state) -> None:
+    s, _, _ = state
+    at = datetime.now(UTC)
+    gold, base = "M0", "M1"  # m % 3 == 0 is gold
+    assert s.persona(gold)["tier"] == "gold" and s.persona(base)["tier"] == "base"
+    g = s.rank_offers(gold, k=5, at=at)
+    _no_raw_ids(g)
+    ids = [o["offer_id"] for o in g["offers"]]
+    assert "gold_only" in ids and "expired" not in ids and g["policy"] == "test_policy" and g["policy_version"]
+    assert "gold_only" not in [o["offer_id"] for o in s.rank_offers(base, k=5, at=at)["offers"]]
+    top3 = [o for o in g["offers"][:3] if o["offer_id"].startswith("cat0")]
+    assert len(top3) <= 1  # diversity: two cat0 offers never both in the top 3
+    assert all(o["basis"] == "prior" and o["reasons"] for o in g["offers"])
+    # tiny_budget (5) pays for one issue of cost 3: after the first member got it, nobody does
+    assert "tiny_budget" not in [o["offer_id"] for o in s.rank_offers("M5", k=6, at=at)["offers"]]
+    # cap 2 per 7 days: the third request for the same member no longer gets an offer issued twice before
+    assert "gold_only" in [o["offer_id"] for o in s.rank_offers(gold, k=5, at=at)["offers"]]
+    third = s.rank_offers(gold, k=5, at=at)["offers"]
+    assert "gold_only" not in [o["offer_id"] for o in third]  # cap: 2 issues in 7 days
+
+
+def test_store_holds_no_raw_ids_and_concurrent_reads(state) -> None:
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    s, _, home = state
+    ev = {"member_id": "M3", "ts": datetime.now(UTC).isoformat(), "event_type": "view", "item_id": "c3-1",
+          "session_id": "guest-M3-session"}  # fmt: skip
+    assert s.add_events([ev])["accepted"] == 1
+    dump = "\n".join(sqlite3.connect(home / "serving" / "events.db").iterdump())
+    assert "M3" not in dump.replace("m_", "") and "guest" not in dump
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda m: s.recommend(f"M{m}", k=5), range(20, 60)))
+    assert all(len(a["items"]) == 5 for a in answers)
