@@ -100,8 +100,8 @@ def member_query(vectors: np.ndarray) -> np.ndarray:
 def offer_matrix(offers: list, items: pd.DataFrame, categories: pd.Series) -> np.ndarray:
     """Mean item row over each offer's scope (see module docstring); `categories` is item_id -> category."""
     mat = item_matrix(items)
-    cat = categories.reindex(items["item_id"]).to_numpy()
-    ids = items["item_id"].to_numpy()
+    cat = categories.reindex(items["item_id"]).astype(object).fillna("").to_numpy(dtype=str)  # NA: no category
+    ids = items["item_id"].astype(str).to_numpy(dtype=str)
     out = []
     for o in offers:
         mask = np.isin(cat, o.scope.categories) | np.isin(ids, o.scope.items)

@@ -35,3 +35,58 @@ def main_serve(argv: Sequence[str] | None = None) -> int:
     os.chdir(repo_root())
     os.execve(cmd[0], cmd, env)
     return 0  # not reached
+
+
+def ask_running_service(dataset: str, raw_ids: Sequence[str], k: int = 3, timeout_s: float = 180) -> dict:
+    """Start the real service on a free port, find the first known member of `raw_ids`, ask `rank_offers`, stop.
+
+    Used by `tailor demo` to end on an HTTP answer; the key it creates is named `demo` (read scope).
+    """
+    import json
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from serving.auth import create_key
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key = create_key(f"demo-{int(time.time())}", ["read"])
+    env = {**os.environ, "TAILOR_HOME": str(tailor_home()), "TAILOR_DATASET": dataset}
+    env.setdefault("BENTOML_HOME", str(tailor_home() / "bentoml"))
+    log = tailor_home() / "serving" / "demo_server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def post(path: str, body: dict) -> dict:
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        req = urllib.request.Request(url + path, json.dumps(body).encode(), headers=headers, method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(serve_command(port), cwd=repo_root(), env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the service exited; see {log}")
+            try:
+                urllib.request.urlopen(url + "/readyz", timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the service did not start in {timeout_s:.0f} s; see {log}") from None
+                time.sleep(1)
+        for raw in raw_ids:
+            if not post("/persona", {"member_id": raw})["cold_start"]:
+                return post("/rank_offers", {"member_id": raw, "k": k})
+        return post("/rank_offers", {"member_id": raw_ids[0], "k": k})
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

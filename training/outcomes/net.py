@@ -148,3 +148,12 @@ class OutcomeModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+
+
+def __getattr__(name: str) -> object:
+    """Versions registered before fitting moved to `fit.py` pickled `net.FittedOutcomeNet`: keep them loadable."""
+    if name == "FittedOutcomeNet":
+        from training.outcomes.fit import FittedOutcomeNet
+
+        return FittedOutcomeNet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
