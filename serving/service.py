@@ -158,6 +158,8 @@ class Tailor:
         except ImportError:
             return _fail(ctx, 501, "report: the member report is not available in this build")
         state = self.state
+        if state.is_erased(member_id):  # the prepared data may still hold them until the next prepare
+            return _fail(ctx, 404, "member_id: this member's data was erased", [member_id])
         try:
             html = member_report_html(state, member_id, locale, dataset=state.versions().get("dataset"))
         except ValueError as exc:

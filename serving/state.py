@@ -99,6 +99,10 @@ class ServingState:
     def _versions(self, s: Snapshot) -> dict:
         return dict(s.versions)
 
+    def is_erased(self, member_id: str) -> bool:
+        """True when the member was erased: nothing about them may be shown again."""
+        return self.pseudonym(member_id) in self._erased
+
     # ---- answers
     def persona(self, member_id: str) -> dict:
         s, p = self._snap, self.pseudonym(member_id)

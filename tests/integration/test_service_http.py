@@ -232,6 +232,8 @@ def test_erase_gives_cold_start_and_reload_keeps_answering(svc) -> None:
     assert erased.status_code == 200 and erased.json()["member"].startswith("m_")
     svc["erased"] = erased.json()["member"]
     assert c.post("/persona", {"member_id": member}).json()["cold_start"] is True
+    gone = c.post("/report", {"member_id": member, "locale": "en"}, key="report")
+    assert gone.status_code == 404 and gone.json()["field"] == "member_id"
     others = svc["raw_ids"][10:40]
     with ThreadPoolExecutor(4) as pool:
         reload = pool.submit(c.post, "/reload", {}, "admin")
