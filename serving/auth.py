@@ -49,8 +49,10 @@ class Principal:
     member_hash: str | None = None
 
     def may_read_member(self, raw_member_id: str) -> bool:
-        """True unless the key is bound to another member."""
-        return self.member_hash is None or hmac.compare_digest(self.member_hash, _digest(self.salt, raw_member_id))
+        """A member's own data: an admin key, or a key bound to exactly this member."""
+        if "admin" in self.scopes:
+            return True
+        return self.member_hash is not None and hmac.compare_digest(self.member_hash, _digest(self.salt, raw_member_id))
 
 
 def _digest(salt: bytes, value: str) -> str:
@@ -120,7 +122,7 @@ class KeyStore:
         if row is None or not hmac.compare_digest(row[2], _digest(row[1], parts[2])):
             raise AuthError(401, "unknown or revoked API key")
         principal = Principal(row[0], parts[1], frozenset(row[3].split(",")), row[1], row[4])
-        if scope not in principal.scopes:
+        if scope not in principal.scopes and not (scope == "report" and "admin" in principal.scopes):
             raise AuthError(403, f"key '{principal.name}' lacks scope '{scope}'")
         return principal
 

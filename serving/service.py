@@ -149,7 +149,7 @@ class Tailor:
 
     @bentoml.api(input_spec=s.ReportRequest)
     def report(self, member_id: str, locale: str, ctx: bentoml.Context) -> str:
-        """The member's consumption report (an HTML page; errors are JSON); a member-bound key reads only its own."""
+        """The member's consumption report (an HTML page; errors are JSON): the member's own key or an admin key."""
         principal = ctx.request.scope.get(PRINCIPAL)
         if principal is None or not principal.may_read_member(member_id):
             return _fail(ctx, 403, "member_id: this key may read only its own member's report")

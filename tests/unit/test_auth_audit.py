@@ -42,7 +42,8 @@ def test_member_bound_key_reads_only_its_member(tailor_home: Path) -> None:
     principal = check(create_key("alice-app", ["report"], member="RAW-ALICE-17"), "report")
     assert principal.may_read_member("RAW-ALICE-17") and not principal.may_read_member("RAW-BOB-18")
     assert b"RAW-ALICE-17" not in (tailor_home / "serving" / "keys.db").read_bytes()
-    assert check(create_key("ops", ["report"]), "report").may_read_member("anyone")
+    assert not check(create_key("support", ["report"]), "report").may_read_member("anyone")  # bound to nobody
+    assert check(create_key("ops", ["admin"]), "report").may_read_member("anyone")  # admin reads any report
 
 
 def test_main_keys_create_list_revoke(tailor_home: Path, capsys) -> None:
