@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from datasets import erasure, sources
 from datasets import quarantine as q
-from datasets import sources
 from datasets.membership import derive_tiers
 from datasets.paths import data_dir
 from datasets.pseudonym import load_key, pseudonymize, pseudonymize_fast
@@ -59,19 +59,20 @@ def prepare(
     namespace = old.manifest["id_namespace"] if old else raw.id_namespace
     key = load_key()
     report: dict = {"dataset": target.name, "source": source, "batch": batch_id, "files": raw.files, "tables": {}}
+    erased = erasure.erased_members()
     with staged(target) as stage:
         quarantined: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
         if old is not None:
             for t in TABLES:
-                prev = old.quarantine(t)
+                prev = erasure.drop(old.quarantine(t), erased)
                 if len(prev):
                     quarantined[t].append(prev)
         n_parts = old.manifest["n_partitions"] if old else max(1, -(-raw.events_rows_hint // cfg.rows_per_partition))
-        events_info = _events(raw, key, namespace, cfg, stage, old, n_parts, report, quarantined)
-        members = _members(raw, key, namespace, cfg, old, events_info, report, quarantined)
+        events_info = _events(raw, key, namespace, cfg, stage, old, n_parts, report, quarantined, erased)
+        members = _members(raw, key, namespace, cfg, old, events_info, report, quarantined, erased)
         write_table(stage, "members", members)
         for t in ("items", "offers", "exposures"):
-            write_table(stage, t, _small(t, getattr(raw, t), key, namespace, old, report, quarantined))
+            write_table(stage, t, _small(t, getattr(raw, t), key, namespace, old, report, quarantined, erased))
         for t, frames in quarantined.items():
             if frames:
                 write_parquet(pd.concat(frames, ignore_index=True), stage / "quarantine" / f"{t}.parquet")
@@ -116,8 +117,9 @@ def _events(
     n_parts: int,
     report: dict,
     quarantined: dict,
+    erased: frozenset[str] | set[str] = frozenset(),
 ) -> dict:
-    """Clean event chunks into member-hash partitions; dedupe each partition."""
+    """Clean event chunks into member-hash partitions; dedupe each partition; drop erased members' rows."""
     tmp = stage / "_tmp"
     counts = {"rows_in": 0, "kept": 0, "quarantined": {}}
     ts_min_ok = pd.Timestamp(cfg.ts_min, tz="UTC")
@@ -135,8 +137,10 @@ def _events(
         q.flag(chunk, (chunk["event_type"] == "purchase") & (amount <= 0), "non_positive_price")
         chunk["member_id"] = pseudonymize(member.where(member != ""), key, ns)
         chunk["session_id"] = pseudonymize_fast(chunk["session_id"], key, ns + ":session")
+        _mark_erased(chunk, erased)
         kept, bad = q.split(chunk)
         _add(counts["quarantined"], q.counts(bad))
+        bad = erasure.drop(bad, erased)  # counted, never kept
         if len(bad):
             quarantined["events"].append(q.to_side_table("events", bad, EVENT_COLS))
         kept = conform("events", kept, file=",".join(raw.files)).assign(
@@ -149,7 +153,8 @@ def _events(
     for p in tqdm(range(n_parts), desc="events: dedupe", unit="part", leave=False):
         frames = [pd.read_parquet(f) for f in sorted((tmp / f"p{p:05d}").glob("*.parquet"))]
         if old is not None and (old.path / "events" / f"part-{p:05d}.parquet").exists():
-            frames.insert(0, pd.read_parquet(old.path / "events" / f"part-{p:05d}.parquet"))
+            stored = pd.read_parquet(old.path / "events" / f"part-{p:05d}.parquet")
+            frames.insert(0, erasure.drop(stored, erased))
         if not frames:
             continue
         df = pd.concat(frames, ignore_index=True)
@@ -206,10 +211,12 @@ def _members(
     ev: dict,
     report: dict,
     quarantined: dict,
+    erased: frozenset[str] | set[str] = frozenset(),
 ) -> pd.DataFrame:
     """Members from the source plus every member seen in events; tiers derived if absent."""
-    batch = _small("members", raw.members, key, ns, None, report, quarantined)
-    base = pd.concat([old.table("members"), batch], ignore_index=True) if old is not None else batch
+    batch = _small("members", raw.members, key, ns, None, report, quarantined, erased)
+    stored = erasure.drop(old.table("members"), erased) if old is not None else None
+    base = pd.concat([stored, batch], ignore_index=True) if stored is not None else batch
     base = base.drop_duplicates("member_id", keep="last")
     seen = ev["first_seen"]
     if old is not None and len(base):  # a member's first event may be in an earlier batch
@@ -231,14 +238,21 @@ def _members(
 
 
 def _small(
-    table: str, frame: pd.DataFrame | None, key: bytes, ns: str, old: Dataset | None, report: dict, quarantined: dict
+    table: str,
+    frame: pd.DataFrame | None,
+    key: bytes,
+    ns: str,
+    old: Dataset | None,
+    report: dict,
+    quarantined: dict,
+    erased: frozenset[str] | set[str] = frozenset(),
 ) -> pd.DataFrame:
     """Clean a small table: missing ids, duplicate keys or rows, non-positive prices."""
     spec = TABLES[table]
     if frame is None or len(frame) == 0:
         report["tables"][table] = {"rows_in": 0, "kept": 0, "quarantined": {}}
         out = empty(table)
-        return _merge_old(table, out, old)
+        return _merge_old(table, out, old, erased)
     frame = frame.copy()
     if q.SOURCE_FILE not in frame.columns:
         frame[q.SOURCE_FILE], frame[q.SOURCE_ROW] = "", np.arange(len(frame))
@@ -246,6 +260,7 @@ def _small(
         member = frame["member_id"].astype("string").str.strip()
         q.flag(frame, member.isna() | (member == ""), "missing_member_id")
         frame["member_id"] = pseudonymize(member.where(member != ""), key, ns)
+        _mark_erased(frame, erased)
     if table == "items":
         q.flag(frame, pd.to_numeric(frame["price"], errors="coerce") <= 0, "non_positive_price")
     if spec.key:  # keyed tables: one row per key (a later batch may update it)
@@ -261,21 +276,33 @@ def _small(
             q.flag(frame, pd.MultiIndex.from_frame(typed.astype(str)).isin(seen), "duplicate")
     kept, bad = q.split(frame)
     report["tables"][table] = {"rows_in": len(frame), "kept": len(kept), "quarantined": q.counts(bad)}
+    bad = erasure.drop(bad, erased)  # counted, never kept
     if len(bad):
         quarantined[table].append(q.to_side_table(table, bad, spec.names))
     out = conform(table, kept, file=",".join(sorted(set(frame[q.SOURCE_FILE].astype(str))))).reset_index(drop=True)
-    return _merge_old(table, out, old)
+    return _merge_old(table, out, old, erased)
 
 
-def _merge_old(table: str, new: pd.DataFrame, old: Dataset | None) -> pd.DataFrame:
-    """Upsert a batch into the stored table: keyed rows are replaced, others appended once."""
+def _merge_old(
+    table: str, new: pd.DataFrame, old: Dataset | None, erased: frozenset[str] | set[str] = frozenset()
+) -> pd.DataFrame:
+    """Upsert a batch into the stored table: keyed rows are replaced, others appended once; erased members go."""
     if old is not None:
-        prev = old.table(table)
+        prev = erasure.drop(old.table(table), erased)
         if len(prev):
             both = pd.concat([prev, new], ignore_index=True)
             key = list(TABLES[table].key) or [c for c in TABLES[table].names if c in both.columns]
             new = both.drop_duplicates(key, keep="last") if TABLES[table].key else both.drop_duplicates(key)
     return new.sort_values(_SORT[table], kind="stable").reset_index(drop=True)
+
+
+def _mark_erased(frame: pd.DataFrame, erased: frozenset[str] | set[str]) -> None:
+    """Rows of erased members get the reason `erased`, whatever else was wrong with them (their content goes)."""
+    m = erasure.mask(frame, erased)
+    if m.any():
+        if q.REASON not in frame.columns:
+            frame[q.REASON] = pd.Series(pd.NA, index=frame.index, dtype="string")
+        frame.loc[m, q.REASON] = erasure.REASON
 
 
 def _add(total: dict[str, int], more: dict[str, int]) -> None:

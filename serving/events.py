@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from datasets.paths import tailor_home
+from datasets import erasure
 from datasets.schema import EVENT_TYPES, PERSONAL_FIELDS
 
 FIELDS = ("member_id", "ts", "event_type", "item_id", "quantity", "amount", "channel", "session_id", "query",
@@ -36,19 +36,12 @@ CREATE TABLE IF NOT EXISTS tombstones (member_id TEXT PRIMARY KEY, erased_at TEX
 
 
 def store_path(home: Path | None = None) -> Path:
-    return (home or tailor_home()) / "serving" / "events.db"
+    return erasure.store_path(home)
 
 
 def tombstoned(home: Path | None = None) -> set[str]:
-    """Pseudonyms of erased members (empty when nothing was ever erased). Prepare should drop their rows."""
-    path = store_path(home)
-    if not path.exists():
-        return set()
-    with sqlite3.connect(path) as con:
-        try:
-            return {r[0] for r in con.execute("SELECT member_id FROM tombstones")}
-        except sqlite3.OperationalError:
-            return set()
+    """Pseudonyms of erased members; `datasets.erasure` reads the same table and prepare drops their rows."""
+    return erasure.erased_members(home)
 
 
 def _iso(ts: pd.Timestamp) -> str:

@@ -158,3 +158,34 @@ def test_key_file_is_created_private_and_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("TAILOR_PSEUDONYM_KEY", "other")
     b = pseudonymize(pd.Series(["1", "2", None]), load_key())
     assert a.iloc[0] != b.iloc[0] and pd.isna(a.iloc[2])
+
+
+def test_erased_members_leave_every_table_and_the_quarantine(tailor_home, prepare_cfg, tmp_path):
+    """After an erasure (a tombstone in the serving store), prepare drops the member's rows and keeps none of them."""
+    import sqlite3
+
+    from datasets.erasure import store_path
+    from datasets.pseudonym import load_key, pseudonymize_one
+
+    day1 = [row(CustomerID=str(12000 + i), StockCode=f"2{i:04d}") for i in range(5)]
+    day1.append(row(CustomerID="12001", Quantity="-1", StockCode="29999"))  # a quarantined row of the same member
+    prepare("online_retail", write_retail(tmp_path / "d1.csv.gz", day1), prepare_cfg, dataset="e")
+    gone = pseudonymize_one("12001", load_key(), Dataset("e").manifest["id_namespace"])
+    assert gone in set(Dataset("e").table("events")["member_id"])
+    path = store_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE tombstones (member_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL)")
+        con.execute("INSERT INTO tombstones VALUES (?, '2026-01-01T00:00:00Z')", (gone,))
+    day2 = [row(CustomerID="12001", InvoiceDate="2011-01-07 10:00:00", StockCode="23333"), row(CustomerID="12777")]
+    rep = prepare("online_retail", write_retail(tmp_path / "d2.csv.gz", day2), prepare_cfg, dataset="e", append=True)
+    assert rep["tables"]["events"]["quarantined"].get("erased") == 1  # the new row is counted, not kept
+    ds = Dataset("e")
+    for table in ("events", "members"):
+        assert gone not in set(ds.table(table)["member_id"].astype(str))
+    q = ds.quarantine("events")
+    assert gone not in set(q.get("member_id", pd.Series(dtype=str)).astype(str))
+    assert len(ds.table("members")) == 5  # 12000, 12002-12004 and the new 12777
+    fresh = prepare("online_retail", tmp_path / "d1.csv.gz", prepare_cfg, dataset="e2")  # a rebuild honours it too
+    assert fresh["tables"]["events"]["quarantined"].get("erased") == 2
+    assert gone not in set(Dataset("e2").table("events")["member_id"])
