@@ -1,6 +1,7 @@
 """Uplift benchmark: model + baselines over seeds on Hillstrom, plus Complete Journey's response propensity.
 
-Usage: nice .venv/bin/python experiments/uplift_benchmark/run.py [config.yaml]  (writes results.md beside it)
+Usage: nice .venv/bin/python experiments/uplift_benchmark/run.py [config.yaml] [--from-raw]  (writes results.md
+beside it; --from-raw re-summarizes raw.csv of the last run without fitting)
 Each seed: 50/50 split stratified on arm x visit; the network (all arms, multi-task) and each baseline
 (per comparison, n_estimators picked on the validation part of the train half) are scored on the test half.
 No MLflow here: `tailor train uplift` is the tracked job; this repeats its protocol over seeds.
@@ -20,6 +21,7 @@ import yaml
 
 from datasets.config import load
 from datasets.store import Dataset
+from training.tables import markdown
 from training.uplift.config import UpliftConfig
 from training.uplift.data import load_frame, split
 from training.uplift.job import MODEL, baselines, score_table
@@ -75,12 +77,16 @@ def _pm(mean: float, std: float, metric: str) -> str:
     return "-" if np.isnan(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def main(path: str = str(HERE / "config.yaml")) -> None:
+def main(path: str = str(HERE / "config.yaml"), *flags: str) -> None:
+    """Run every seed (or with `--from-raw`, only re-summarize the raw.csv of the last run)."""
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
     bench = yaml.safe_load(Path(path).read_text())
-    raw = hillstrom(bench)
-    raw.to_csv(HERE / "raw.csv", index=False)
+    if "--from-raw" in flags:
+        raw = pd.read_csv(HERE / "raw.csv")
+    else:
+        raw = hillstrom(bench)
+        raw.to_csv(HERE / "raw.csv", index=False)
     text = [f"# Uplift benchmark results\n\nDataset `{bench['dataset']}`, seeds {bench['seeds']}, config "
             f"`{bench['config']}` {bench['overrides']}. Mean ± std over seeds, test half.\n", summary(raw)]  # fmt: skip
     if bench.get("propensity_dataset"):
@@ -89,7 +95,7 @@ def main(path: str = str(HERE / "config.yaml")) -> None:
         try:
             prop = evaluate(Dataset(bench["propensity_dataset"]))
             text.append("\n## Response propensity (NOT uplift): P(redeem | targeted), Complete Journey coupons\n")
-            text.append(prop.to_markdown(index=False, floatfmt=".4f"))
+            text.append(markdown(prop))
         except (FileNotFoundError, ValueError) as exc:
             text.append(f"\n## Response propensity: not run ({exc})\n")
     (HERE / "results.md").write_text("\n".join(text) + "\n")
