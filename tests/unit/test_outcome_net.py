@@ -11,8 +11,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from training.outcomes.fit import FittedOutcomeNet, fit_outcome_net, permutation_importance
-from training.outcomes.net import OutcomeNet, OutcomeNetConfig, task_losses
+from training.outcomes.fit import fit_outcome_net
+from training.outcomes.net import FittedOutcomeNet, OutcomeNet, OutcomeNetConfig, permutation_importance, task_losses
 from training.outcomes.tabular import Preprocessor
 
 NUMERIC, CATEGORICAL = ["x1", "x2", "noise", "spend"], ["segment"]

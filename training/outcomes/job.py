@@ -26,10 +26,11 @@ from training import tracking
 from training.outcomes import baselines as bl
 from training.outcomes.calibration import Calibrator, choose_calibrator, fit_calibrator
 from training.outcomes.config import OutcomeConfig
-from training.outcomes.fit import FittedOutcomeNet, fit_outcome_net, permutation_importance
+from training.outcomes.fit import fit_outcome_net
 from training.outcomes.frame import CATEGORICAL, NUMERIC, member_frame
 from training.outcomes.labels import check_window, data_end, orders, outcome_targets, population, window_labels
 from training.outcomes.metrics import classifier_report
+from training.outcomes.net import FittedOutcomeNet, permutation_importance
 from training.outcomes.tabular import Preprocessor
 
 log = logging.getLogger(__name__)

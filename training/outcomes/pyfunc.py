@@ -24,9 +24,9 @@ from datasets.split import dataset_end
 from datasets.store import Dataset, write_parquet
 from training.outcomes.calibration import calibrator_from_dict
 from training.outcomes.config import OutcomeConfig
-from training.outcomes.fit import FittedOutcomeNet
 from training.outcomes.frame import CATEGORICAL, NUMERIC, member_frame
 from training.outcomes.labels import orders, population
+from training.outcomes.net import FittedOutcomeNet
 
 log = logging.getLogger(__name__)
 PIP = ["torch==2.13.0", "lightning==2.6.6", "mlflow==3.17.2", "pandas==3.1.1", "numpy==2.4.6", "scikit-learn==1.9.1"]
