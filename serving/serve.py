@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,22 +38,55 @@ def main_serve(argv: Sequence[str] | None = None) -> int:
     return 0  # not reached
 
 
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout_s: float = 180) -> None:
+    """Return once the service at `url` answers /readyz; RuntimeError with the log's tail if it exits or times out."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited; {log}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            urllib.request.urlopen(url + "/readyz", timeout=5)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the service did not start in {timeout_s:.0f} s; {log}:\n{tail}") from None
+            time.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate the service, killing it if it has not exited after 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def ask_running_service(dataset: str, raw_ids: Sequence[str], k: int = 3, timeout_s: float = 180) -> dict:
     """Start the real service on a free port, find the first known member of `raw_ids`, ask `rank_offers`, stop.
 
-    Used by `tailor demo` to end on an HTTP answer; the key it creates is named `demo` (read scope).
+    Used by `tailor demo` to end on an HTTP answer; the key it creates is named `demo-<time>` (read scope).
     """
     import json
-    import socket
-    import subprocess
     import time
     import urllib.request
 
     from serving.auth import create_key
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     key = create_key(f"demo-{int(time.time())}", ["read"])
     env = {**os.environ, "TAILOR_HOME": str(tailor_home()), "TAILOR_DATASET": dataset}
     env.setdefault("BENTOML_HOME", str(tailor_home() / "bentoml"))
@@ -69,24 +103,10 @@ def ask_running_service(dataset: str, raw_ids: Sequence[str], k: int = 3, timeou
     with open(log, "wb") as out:
         proc = subprocess.Popen(serve_command(port), cwd=repo_root(), env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the service exited; see {log}")
-            try:
-                urllib.request.urlopen(url + "/readyz", timeout=5)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the service did not start in {timeout_s:.0f} s; see {log}") from None
-                time.sleep(1)
+        wait_ready(proc, url, log, timeout_s)
         for raw in raw_ids:
             if not post("/persona", {"member_id": raw})["cold_start"]:
                 return post("/rank_offers", {"member_id": raw, "k": k})
         return post("/rank_offers", {"member_id": raw_ids[0], "k": k})
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,18 +17,14 @@ import pandas as pd
 import pytest
 import requests
 
+from serving.serve import free_port, serve_command, stop, wait_ready
+
 DATASET = "syn"
 PERSONA = ["train.epochs=1", "data.n_cutoffs=2", "data.stride_days=10", "model.dim=16", "train.batch_size=128"]
 CHURN = ["horizons.churn=60", "n_train_cutoffs=2", "net.max_epochs=3", "net.patience=2"]
 CHURN += ["lightgbm.num_leaves=[7]", "lightgbm.min_child_samples=[20]"]
 NAN_EVENT = b'{"events": [{"member_id": "x", "ts": "2025-01-01T00:00:00Z", "event_type": "view", "amount": NaN}]}'
 BODIES: list[str] = []  # every response body, scanned for raw ids at the end
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Client:
@@ -86,36 +79,20 @@ def svc(tmp_path_factory: pytest.TempPathFactory):
             "report": create_key("support", ["report"]),
         }
     raw_ids = pd.read_parquet(home / "raw" / "members.parquet")["member_id"].astype(str).tolist()
-    port, log = _free_port(), home / "server.log"
-    bentoml = Path(sys.executable).parent / "bentoml"
+    port, log = free_port(), home / "server.log"
     repo = Path(__file__).resolve().parents[2]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(bentoml), "serve", "serving.service:Tailor", "--port", str(port), "--host", "127.0.0.1"],
-            cwd=repo, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    with open(log, "wb") as out:  # the real `bentoml serve`, as `tailor serve` runs it
+        proc = subprocess.Popen(serve_command(port), cwd=repo, env={**os.environ, **env}, stdout=out,
+                                stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                if requests.get(url + "/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "service did not start in 90 s:\n" + log.read_text()[-3000:]
-            time.sleep(0.5)
+        wait_ready(proc, url, log, timeout_s=90)
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("TAILOR_HOME", str(home))
             keys["alice"] = create_key("alice-app", ["report"], member=raw_ids[0])
         yield {"client": Client(url, keys), "raw_ids": raw_ids, "log": log, "home": home, "proc": proc}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def test_keys_and_scopes(svc) -> None:
