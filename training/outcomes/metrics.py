@@ -1,7 +1,7 @@
 """Binary classifier metrics for churn / purchase-propensity models: ranking, proper scores, calibration.
 
-Ranking: ROC AUC (Mann-Whitney with tied scores counted half) and PR AUC (average precision,
-as sklearn's `average_precision_score`: no interpolation). Proper scores: Brier and log loss.
+Ranking: ROC AUC and PR AUC (average precision) from scikit-learn, behind the checks below.
+Proper scores: Brier and log loss.
 Calibration: ECE over equal-width probability bins and the reliability table behind it.
 Inputs are validated loudly: a metric quietly computed on one class or on NaN is worse than none.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy.stats import rankdata
+from sklearn import metrics as skm
 
 EPS = 1e-15  # log-loss clipping: p is taken in [EPS, 1 - EPS]
 
@@ -40,45 +40,26 @@ def _require_both_classes(y: np.ndarray, what: str = "AUC") -> None:
         raise ValueError(f"only one class (all {int(y[0])}) in y: {what} is undefined")
 
 
-def tie_grouped_counts(y: ArrayLike, p: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(thresholds, true positives, false positives) at each distinct score, highest score first.
-
-    Predicting positive for every score >= threshold; the basis of the ROC and PR curves.
-    """
-    y_f, p_f = _check(y, p)
-    order = np.argsort(-p_f, kind="stable")
-    ys, ps = y_f[order], p_f[order]
-    last = np.r_[np.flatnonzero(np.diff(ps)), len(ps) - 1]  # last index of each tie group
-    tp = np.cumsum(ys)[last]
-    return ps[last], tp, (last + 1) - tp
-
-
 def roc_curve(y: ArrayLike, p: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """(false positive rate, true positive rate), starting at (0, 0): the points of the ROC curve."""
-    y_f, _ = _check(y, p)
+    """(false positive rate, true positive rate), starting at (0, 0): every point of the ROC curve."""
+    y_f, p_f = _check(y, p)
     _require_both_classes(y_f, "the ROC curve")
-    _, tp, fp = tie_grouped_counts(y, p)
-    return np.r_[0.0, fp / fp[-1]], np.r_[0.0, tp / tp[-1]]
+    fpr, tpr, _ = skm.roc_curve(y_f, p_f, drop_intermediate=False)
+    return fpr, tpr
 
 
 def roc_auc(y: ArrayLike, p: ArrayLike) -> float:
     """Area under the ROC curve: P(score of a random positive > a random negative), ties count half."""
     y_f, p_f = _check(y, p)
     _require_both_classes(y_f)
-    n_pos = y_f.sum()
-    n_neg = len(y_f) - n_pos
-    ranks = rankdata(p_f)  # average ranks for ties
-    return float((ranks[y_f == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(skm.roc_auc_score(y_f, p_f))
 
 
 def pr_auc(y: ArrayLike, p: ArrayLike) -> float:
-    """Average precision: sum over distinct thresholds of (recall gain) x precision."""
-    y_f, _ = _check(y, p)
+    """Average precision (no interpolation)."""
+    y_f, p_f = _check(y, p)
     _require_both_classes(y_f)
-    _, tp, fp = tie_grouped_counts(y, p)
-    precision = tp / (tp + fp)
-    recall = tp / tp[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return float(skm.average_precision_score(y_f, p_f))
 
 
 def brier(y: ArrayLike, p: ArrayLike) -> float:
