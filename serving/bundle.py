@@ -77,6 +77,43 @@ def load_persona(version: int | None = None) -> PersonaBundle:
                          meta["max_len"])  # fmt: skip
 
 
+@dataclass
+class MemberVectors:
+    """Persona vectors of the served members: row k of `matrix` belongs to `ids[k]`."""
+
+    ids: np.ndarray  # (n,) str
+    matrix: np.ndarray  # (n, dim) float32
+    source: str  # "batch <cutoff>" (tailor score) or "model" (computed at training)
+
+    def rows(self) -> dict[str, int]:
+        return {m: k for k, m in enumerate(self.ids)}
+
+
+def member_vectors(bundle: PersonaBundle, dataset: str, erased: set[str] = frozenset()) -> MemberVectors:
+    """The members' vectors: `tailor score`'s batch file when this persona version wrote it, else the model's own.
+
+    The batch file holds every member of the dataset refolded at the data's end, so a dataset
+    other than the one the model was trained on (or one appended to since) is served fresh.
+    """
+    import pyarrow.parquet as pq
+
+    path = tailor_home() / "scores" / "members" / f"{dataset}.parquet"
+    if path.exists():
+        meta = json.loads(pq.read_schema(path).metadata[b"tailor"])
+        if meta["versions"].get("persona") == bundle.version:
+            t = pq.read_table(path, columns=["member_id", "vector"])
+            ids = t.column("member_id").to_numpy(zero_copy_only=False).astype(object)
+            flat = t.column("vector").combine_chunks().flatten().to_numpy()
+            mat = flat.reshape(len(ids), bundle.dim).astype(np.float32, copy=False)
+            keep = ~np.isin(ids, list(erased)) if erased else np.ones(len(ids), bool)
+            return MemberVectors(ids[keep], np.ascontiguousarray(mat[keep]), f"batch {meta['cutoff']}")
+        log.warning("member vectors at %s are from persona v%s, not v%s: run `tailor score --dataset %s`", path,
+                    meta["versions"].get("persona"), bundle.version, dataset)  # fmt: skip
+    vec = bundle.vectors.loc[~bundle.vectors["member_id"].isin(erased)]
+    mat = np.stack(vec["vector"].to_numpy()).astype(np.float32) if len(vec) else np.zeros((0, bundle.dim), np.float32)
+    return MemberVectors(vec["member_id"].to_numpy(dtype=object), mat, "model")
+
+
 def load_scores(family: str, dataset: str, version: int | None) -> pd.DataFrame | None:
     """Batch scores of `family` (index member_id) written by champion `version`, else None."""
     path = tailor_home() / "scores" / family / f"{dataset}.parquet"

@@ -1,8 +1,10 @@
 """The serving event store: SQLite (WAL) under TAILOR_HOME/serving/events.db.
 
 Tables: `events` (ingested events, pseudonymous ids only, unique on member/ts/item/type),
-`impressions` (offers issued to a member: frequency caps and budgets), `tombstones` (erased
-members). `tombstoned()` needs only sqlite3, so the data layer can honour erasure when it
+`impressions` (offers issued to a member: frequency caps), `offer_spend` (the cost committed per
+offer, kept as a running total so a budget check reads one small table; erasing a member deletes
+their impressions but not the money already committed), `tombstones` (erased members).
+`tombstoned()` needs only sqlite3, so the data layer can honour erasure when it
 prepares training data without importing serving's heavy modules.
 """
 
@@ -32,6 +34,7 @@ CREATE TABLE IF NOT EXISTS impressions (member_id TEXT NOT NULL, offer_id TEXT N
   cost REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS impressions_member ON impressions (member_id, offer_id);
 CREATE TABLE IF NOT EXISTS tombstones (member_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS offer_spend (offer_id TEXT PRIMARY KEY, spent REAL NOT NULL);
 """
 
 
@@ -105,6 +108,11 @@ class EventStore:
         self.con = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.con.execute("PRAGMA journal_mode=WAL")
         self.con.executescript(_SCHEMA)
+        with self.lock:  # a store from before offer_spend existed: its totals come from the impressions once
+            if not self.con.execute("SELECT 1 FROM offer_spend LIMIT 1").fetchone():
+                self.con.execute(
+                    "INSERT INTO offer_spend SELECT offer_id, SUM(cost) FROM impressions GROUP BY offer_id"
+                )
 
     def insert(self, rows: list[dict]) -> list[bool]:
         """Insert clean rows (pseudonymous ids); False where the row duplicates a stored one."""
@@ -134,7 +142,14 @@ class EventStore:
         """Offers (id, cost) issued to a member at `at`."""
         ts = _iso(pd.Timestamp(at).tz_convert("UTC") if pd.Timestamp(at).tzinfo else pd.Timestamp(at, tz="UTC"))
         with self.lock:
+            self.con.execute("BEGIN")
             self.con.executemany("INSERT INTO impressions VALUES (?, ?, ?, ?)", [(member, o, ts, c) for o, c in offers])
+            self.con.executemany(
+                "INSERT INTO offer_spend VALUES (?, ?) "
+                "ON CONFLICT (offer_id) DO UPDATE SET spent = spent + excluded.spent",
+                [(o, c) for o, c in offers],
+            )
+            self.con.execute("COMMIT")
 
     def impressions_since(self, member: str, since: datetime) -> pd.DataFrame:
         """(offer_id, ts) issued to a member from `since` on."""
@@ -146,7 +161,7 @@ class EventStore:
     def spent(self) -> dict[str, float]:
         """Cost committed per offer so far."""
         with self.lock:
-            return dict(self.con.execute("SELECT offer_id, SUM(cost) FROM impressions GROUP BY offer_id").fetchall())
+            return dict(self.con.execute("SELECT offer_id, spent FROM offer_spend").fetchall())
 
     def erase(self, member: str) -> dict[str, int]:
         """Delete the member's events and impressions and record the tombstone."""

@@ -130,7 +130,7 @@ def build_indices(home: Path | None = None, persona_version: int | None = None, 
 
     Erased members (tombstones) are left out. Prints recall@10 of each index against exact search.
     """
-    from serving.bundle import load_persona, serving_config
+    from serving.bundle import load_persona, member_vectors, serving_config
     from serving.events import tombstoned
     from serving.offers import load_catalogue
 
@@ -139,27 +139,25 @@ def build_indices(home: Path | None = None, persona_version: int | None = None, 
     t0 = time.perf_counter()
     bundle = load_persona(persona_version)
     s = IndexSettings(**{k: cfg["index"][k] for k in ("exact_below", "hnsw_m", "ef_construction", "ef_search")})
-    gone = tombstoned(home)
-    vec = bundle.vectors.loc[~bundle.vectors["member_id"].isin(gone)]
     from datasets.store import Dataset
 
     ds = Dataset(dataset or cfg["dataset"])
+    vec = member_vectors(bundle, ds.name, tombstoned(home))
     cats = ds.table("items", ["item_id", "category"]).set_index("item_id")["category"]
     catalogue = load_catalogue(cfg["offers"])
     mats = {
         "items": (item_matrix(bundle.items), bundle.items["item_id"].to_numpy(dtype=object)),
-        "members": (normalize(np.stack(vec["vector"].to_numpy())) if len(vec) else np.zeros((0, bundle.dim)),
-                    vec["member_id"].astype(str).to_numpy(dtype=object)),
+        "members": (normalize(vec.matrix), vec.ids),
         "offers": (offer_matrix(catalogue.offers, bundle.items, cats),
                    np.array([o.offer_id for o in catalogue.offers], dtype=object)),
     }  # fmt: skip
     folder = index_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    queries = np.stack(vec["vector"].to_numpy()) if len(vec) else np.zeros((1, bundle.dim), dtype=np.float32)
+    queries = vec.matrix if len(vec.ids) else np.zeros((1, bundle.dim), dtype=np.float32)
     queries = queries[rng.permutation(len(queries))[: cfg["index"]["recall_queries"]]]
     manifest: dict = {"persona_version": bundle.version, "dataset": ds.name, "policy_version": catalogue.version,
-                      "indices": {}}  # fmt: skip
+                      "member_vectors": vec.source, "indices": {}}  # fmt: skip
     for name, (mat, ids) in mats.items():
         idx = IdIndex(make_index(mat, s), ids)
         q = normalize(queries) if name == "members" else member_query(queries)

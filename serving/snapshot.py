@@ -19,11 +19,26 @@ from datasets.pseudonym import load_key
 from datasets.split import dataset_end
 from datasets.store import Dataset
 from serving import index as ix
-from serving.bundle import FAMILIES, PersonaBundle, champion_version, load_persona, load_scores
+from serving.bundle import (
+    FAMILIES,
+    MemberVectors,
+    PersonaBundle,
+    champion_version,
+    load_persona,
+    load_scores,
+    member_vectors,
+)
 from serving.offers import Catalogue, load_catalogue
 
 log = logging.getLogger(__name__)
 TAGS = ("top_categories", "price_band", "time_of_day", "weekend_habit", "channel", "region")
+FEATURES = ["segment", "lifecycle", "recency_days", "frequency", "monetary", "tier", "points_balance", *TAGS]
+
+
+def _compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as categoricals (a handful of values over a million members)."""
+    text = [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c]) and c != "top_categories"]
+    return frame.astype(dict.fromkeys(text, "category"))
 
 
 def plain(v: object) -> object:
@@ -36,6 +51,55 @@ def plain(v: object) -> object:
 
 
 @dataclass
+class History:
+    """Purchases per member in one block each (CSR layout): far smaller than a frame plus a dict of row arrays."""
+
+    rows: dict[str, int]  # member -> block, numbered in key order (may be shared with the vectors' rows)
+    offsets: np.ndarray  # (n blocks + 1,) start of each block in items / ts
+    items: pd.Categorical  # item_id per purchase
+    ts: np.ndarray  # datetime64[us] (UTC) per purchase
+
+    @classmethod
+    def build(cls, buys: pd.DataFrame, rows: dict[str, int]) -> History:
+        ids = buys["member_id"].to_numpy(dtype=object)
+        block = pd.Index(list(rows)).get_indexer(ids) if rows else np.full(len(ids), -1)  # rows[key k] == k
+        new = pd.unique(ids[block < 0])
+        if len(new):  # purchasers without a vector row: blocks after the shared ones, in a dict of their own
+            rows = {**rows, **{m: len(rows) + k for k, m in enumerate(new)}}
+            block = np.where(block >= 0, block, pd.Index(new).get_indexer(ids) + len(rows) - len(new))
+        order = np.lexsort((buys["ts"].to_numpy(), block))
+        counts = np.bincount(block, minlength=len(rows)) if len(block) else np.zeros(len(rows), dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        items = pd.Categorical(buys["item_id"].to_numpy(dtype=object)[order])
+        ts = buys["ts"].to_numpy(dtype="datetime64[us]")[order]
+        return cls(rows, offsets, items, ts)
+
+    def of(self, member: str) -> pd.DataFrame:
+        """The member's purchases (item_id, ts), oldest first."""
+        b = self.rows.get(member)
+        lo, hi = (0, 0) if b is None else (self.offsets[b], self.offsets[b + 1])
+        return pd.DataFrame({"item_id": np.asarray(self.items[lo:hi], dtype=object),
+                             "ts": pd.to_datetime(self.ts[lo:hi], utc=True)})  # fmt: skip
+
+    def count(self, member: str) -> int:
+        b = self.rows.get(member)
+        return 0 if b is None else int(self.offsets[b + 1] - self.offsets[b])
+
+
+def purchases_of(ds: Dataset, erased: set[str]) -> pd.DataFrame:
+    """member_id, item_id, ts of every purchase, read one event part at a time with the filter pushed down."""
+    cols = ["member_id", "ts", "event_type", "item_id", "quantity"]
+    out = []
+    for path in ds.event_parts():
+        ev = pd.read_parquet(path, columns=cols, filters=[("event_type", "==", "purchase")])
+        ok = ev["item_id"].notna() & ~(ev["quantity"] <= 0) & ~ev["member_id"].isin(erased)
+        out.append(ev.loc[ok, ["member_id", "item_id", "ts"]])
+    if not out:
+        return pd.DataFrame({"member_id": [], "item_id": [], "ts": pd.to_datetime([], utc=True)})
+    return pd.concat(out, ignore_index=True).astype({"member_id": str, "item_id": str})
+
+
+@dataclass
 class Snapshot:
     ds: Dataset
     key: bytes
@@ -44,7 +108,8 @@ class Snapshot:
     persona: PersonaBundle
     item_index: dict[str, int]
     item_mat: np.ndarray  # [v_i, b_i] rows
-    vec_rows: dict[str, int]  # member -> row of persona.vectors
+    vectors: MemberVectors  # the served members' persona vectors
+    vec_rows: dict[str, int]  # member -> row of vectors.matrix
     items: ix.IdIndex
     members: ix.IdIndex
     member_pos: dict[str, int]
@@ -53,14 +118,14 @@ class Snapshot:
     category: pd.Series  # item_id -> category
     feats: pd.DataFrame  # index member_id
     attrs: pd.DataFrame  # index member_id: region, age_band
-    purchases: pd.DataFrame  # member_id, item_id, ts
-    by_member: dict[str, np.ndarray]  # member -> row positions in purchases
+    history: History  # every member's purchases (item_id, ts)
     popular: pd.Series  # item_id -> share of recent purchases, descending
     scores: dict[str, pd.DataFrame | None]
     versions: dict[str, int | None]
 
 
-def _indices(bundle: PersonaBundle, catalogue: Catalogue, category: pd.Series, erased: set[str], settings: dict):
+def _indices(bundle: PersonaBundle, vectors: MemberVectors, catalogue: Catalogue, category: pd.Series,
+             settings: dict):  # fmt: skip
     """(items, members, offers) indices: the saved ones when built for this persona version and catalogue."""
     folder = ix.index_dir()
     manifest_path = folder / "manifest.json"
@@ -69,15 +134,13 @@ def _indices(bundle: PersonaBundle, catalogue: Catalogue, category: pd.Series, e
         if man.get("persona_version") == bundle.version and man.get("policy_version") == catalogue.version:
             members = ix.load(folder, "members")
             # same version number, other registry (a copied TAILOR_HOME): the rows must be this bundle's members
-            if np.isin(members.ids.astype(str), bundle.vectors["member_id"].to_numpy(dtype=str)).all():
+            if np.isin(members.ids.astype(str), vectors.ids.astype(str)).all():
                 return ix.load(folder, "items"), members, ix.load(folder, "offers")
         log.warning("saved indices do not match persona v%s and this catalogue: built in memory (run tailor index)",
                     bundle.version)  # fmt: skip
     s = ix.IndexSettings(**{k: settings[k] for k in ("exact_below", "hnsw_m", "ef_construction", "ef_search")})
-    vec = bundle.vectors.loc[~bundle.vectors["member_id"].isin(erased)]
-    mem = ix.normalize(np.stack(vec["vector"].to_numpy())) if len(vec) else np.zeros((0, bundle.dim), np.float32)
     items = ix.IdIndex(ix.make_index(ix.item_matrix(bundle.items), s), bundle.items["item_id"].to_numpy(dtype=object))
-    members = ix.IdIndex(ix.make_index(mem, s), vec["member_id"].to_numpy(dtype=object))
+    members = ix.IdIndex(ix.make_index(ix.normalize(vectors.matrix), s), vectors.ids)
     offers = ix.IdIndex(ix.make_index(ix.offer_matrix(catalogue.offers, bundle.items, category), s),
                         np.array([o.offer_id for o in catalogue.offers], dtype=object))  # fmt: skip
     return items, members, offers
@@ -92,29 +155,34 @@ def load_snapshot(dataset: str, cfg: dict, erased: set[str]) -> Snapshot:
     catalogue = load_catalogue(cfg["offers"])
     items = ds.table("items", ["item_id", "category"])
     category = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["category"].astype(object)
-    it, mem, off = _indices(bundle, catalogue, category, erased, cfg["index"])
-    feats = features_at(ds, end)
-    feats = feats.assign(member_id=feats["member_id"].astype(str)).set_index("member_id")
-    attrs = ds.table("members", ["member_id", "region", "age_band"]).astype(object)
-    attrs = attrs.assign(member_id=attrs["member_id"].astype(str)).set_index("member_id")
-    ev = ds.table("events", ["member_id", "ts", "event_type", "item_id", "quantity"])
-    ok = (ev["event_type"] == "purchase") & ev["item_id"].notna() & ~(ev["quantity"] <= 0)
-    buys = ev.loc[ok, ["member_id", "item_id", "ts"]].astype({"member_id": str, "item_id": str}).reset_index(drop=True)
-    buys = buys.loc[~buys["member_id"].isin(erased)].reset_index(drop=True)
+    vectors = member_vectors(bundle, ds.name, erased)
+    it, mem, off = _indices(bundle, vectors, catalogue, category, cfg["index"])
+    feats = features_at(ds, end)[["member_id", *FEATURES]]
+    feats = _compact(feats.assign(member_id=feats["member_id"].astype(str)).set_index("member_id"))
+    attrs = ds.table("members", ["member_id", "region", "age_band"])
+    attrs = _compact(attrs.assign(member_id=attrs["member_id"].astype(str)).set_index("member_id"))
+    buys = purchases_of(ds, erased)
     recent = buys.loc[buys["ts"] >= end - pd.Timedelta(days=cfg["popular_days"]), "item_id"]
     popular = (recent if len(recent) else buys["item_id"]).value_counts(normalize=True)
     popular = popular[popular.index.isin(bundle.items["item_id"].astype(str))] if len(popular) else popular
     scores = {f: load_scores(f, ds.name, versions[f]) for f in ("churn", "propensity", "uplift")}
+    rows = vectors.rows()  # shared with the member index's positions when both hold the same members in order
+    history = History.build(buys, rows)
+    del buys
     return Snapshot(
         ds=ds, key=load_key(), namespace=ds.manifest.get("id_namespace", ""), end=end, persona=bundle,
         item_index={str(i): k for k, i in enumerate(bundle.items["item_id"])},
-        item_mat=ix.item_matrix(bundle.items), vec_rows={m: k for k, m in enumerate(bundle.vectors["member_id"])},
+        item_mat=ix.item_matrix(bundle.items), vectors=vectors, vec_rows=rows,
         items=it, members=mem,
-        member_pos=mem.position(), offers=off, catalogue=catalogue, category=category,
-        feats=feats.loc[~feats.index.isin(erased)], attrs=attrs, purchases=buys,
-        by_member={str(k): v for k, v in buys.groupby("member_id").indices.items()}, popular=popular,
+        member_pos=rows if _same(mem.ids, vectors.ids) else mem.position(), offers=off, catalogue=catalogue,
+        category=category,
+        feats=feats.loc[~feats.index.isin(erased)], attrs=attrs, history=history, popular=popular,
         scores=scores, versions=versions,
     )  # fmt: skip
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return len(a) == len(b) and bool((a.astype(str) == b.astype(str)).all())
 
 
 def item_reasons(s: Snapshot, item: str, own: list[str], favs: set[str]) -> list[str]:

@@ -60,7 +60,7 @@ class ServingState:
 
     def _history(self, s: Snapshot, p: str) -> pd.DataFrame:
         """The member's purchases: prepared data plus ingested events."""
-        rows = s.purchases.iloc[s.by_member.get(p, [])][["item_id", "ts"]]
+        rows = s.history.of(p)
         if p in self._touched:
             ev = self._store.history(p)
             ev = ev.loc[(ev["event_type"] == "purchase") & ~(ev["quantity"].fillna(1) <= 0), ["item_id", "ts"]]
@@ -92,8 +92,9 @@ class ServingState:
                 with self._lock:
                     self._fresh[p] = self._encode(s, p, hist)
                 return self._fresh[p], False
-        if p in s.member_pos:
-            return np.asarray(s.persona.vectors["vector"].iloc[s.vec_rows[p]], dtype=np.float32), False
+        row = s.vec_rows.get(p)
+        if row is not None:
+            return s.vectors.matrix[row], False
         return self._encode(s, p, pd.DataFrame({"item_id": [], "ts": []})), True
 
     def _versions(self, s: Snapshot) -> dict:
@@ -172,10 +173,24 @@ class ServingState:
             return {"members": [], "basis": basis}
         q = ix.normalize(np.mean(ix.normalize(np.stack([self._vector(s, p)[0] for p in group])), 0, keepdims=True))
         skip = set(group) | self._erased
-        scores, rows = s.members.search(q, k + len(skip))
-        out = [{"member": str(s.members.ids[r]), "score": float(sc)} for sc, r in zip(scores[0], rows[0], strict=True)
-               if r >= 0 and str(s.members.ids[r]) not in skip]  # fmt: skip
-        return {"members": out[:k], "basis": basis}
+        fresh = self._fresh_vectors(s)  # members whose events moved them since the index was built
+        scores, rows = s.members.search(q, k + len(skip) + len(fresh))
+        found = {str(s.members.ids[r]): float(sc) for sc, r in zip(scores[0], rows[0], strict=True) if r >= 0}
+        if fresh:
+            found.update(zip(fresh, (ix.normalize(np.stack(list(fresh.values()))) @ q[0]).tolist(), strict=True))
+        out = sorted(((m, sc) for m, sc in found.items() if m not in skip), key=lambda x: (-x[1], x[0]))[:k]
+        return {"members": [{"member": m, "score": sc} for m, sc in out], "basis": basis}
+
+    def _fresh_vectors(self, s: Snapshot) -> dict[str, np.ndarray]:
+        """Vectors refolded from ingested events (the index still holds their old ones); at most `fresh_max` members,
+        refolding up to that many members whose events were not read yet."""
+        limit = self._cfg.get("lookalike", {}).get("fresh_max", 10_000)
+        with self._lock:
+            pending = [p for p in self._touched if p not in self._fresh and p not in self._erased]
+        for p in pending[: max(0, limit - len(self._fresh))]:
+            self._vector(s, p)
+        with self._lock:
+            return dict(list(self._fresh.items())[-limit:])
 
     def rank_offers(self, member_id: str, k: int = 5, channel: str | None = None, at: datetime | None = None) -> dict:
         s, p, k = self._snap, self.pseudonym(member_id), self._k(k)
@@ -252,7 +267,7 @@ class ServingState:
             in_vectors = p in s.member_pos or p in self._fresh
             removed |= {"persona_rows": int(in_vectors), "index_rows": int(p in s.member_pos),
                         "feature_rows": int(p in s.feats.index),
-                        "history_rows": len(s.by_member.get(p, []))}  # fmt: skip
+                        "history_rows": s.history.count(p)}  # fmt: skip
             self._erased.add(p)
             self._touched.discard(p)
             self._fresh.pop(p, None)

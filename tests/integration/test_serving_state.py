@@ -222,3 +222,58 @@ def test_store_holds_no_raw_ids_and_concurrent_reads(state) -> None:
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda m: s.recommend(f"M{m}", k=5), range(20, 60)))
     assert all(len(a["items"]) == 5 for a in answers)
+
+
+def test_batch_scoring_writes_every_member_as_the_service_answers(state) -> None:
+    """`tailor score`: one row per member not erased; vectors, churn and offers equal the service's answers."""
+    import pyarrow.parquet as pq
+
+    from serving.batch import score_members
+    from serving.events import EventStore
+
+    s, _, _ = state
+    at = datetime.now(UTC)
+    s.rank_offers("M5", k=6, at=at)  # spends tiny_budget (5, cost 3) whatever ran before: the batch commits nothing,
+    s.rank_offers("M5", k=6, at=at)  # so the service's answers below must not spend a budget the batch counted on
+    path = score_members("planted", k=3, at=at, chunk_members=70)  # several chunks per event part
+    out = pd.read_parquet(path).set_index("member_id")
+    gone = EventStore().tombstoned()
+    assert len(out) == N_MEMBERS - len(gone) and out.index.is_unique and not set(out.index) & gone
+    assert json.loads(pq.read_schema(path).metadata[b"tailor"])["versions"]["persona"] == 1
+    assert not out["cold_start"].any() and out["p_churn"].between(0, 1).all() and out["p_buy"].isna().all()
+    before = s.persona("M10")["vector"]
+    s.reload()  # the service now serves the batch's vectors (refolded at the data's end) for this persona version
+    assert s._snap.vectors.source.startswith("batch") and np.allclose(s.persona("M10")["vector"], before, atol=1e-2)
+    raw = [f"M{m}" for m in range(10, 20)]
+    for m in raw:
+        p = s.pseudonym(m)
+        a = s.persona(m)
+        assert np.allclose(out.at[p, "vector"], a["vector"], atol=1e-6)
+        assert out.at[p, "p_churn"] == pytest.approx(a["scores"]["churn"]) and out.at[p, "segment"] == a["segment"]
+        want = s.rank_offers(m, k=3, at=at)["offers"]
+        assert list(out.at[p, "offers"]) == [o["offer_id"] for o in want]
+        assert np.allclose(out.at[p, "offer_eiv"], [o["expected_incremental_value"] for o in want])
+    assert "expired" not in {o for row in out["offers"] for o in row}
+    assert not any(f"M{m}" in path.read_bytes().decode("latin-1") for m in range(100, 110))  # pseudonyms only
+
+
+def test_lookalike_sees_vectors_moved_by_events_before_the_next_index(state) -> None:
+    """The member index holds vectors as of `tailor index`; lookalike re-scores members refolded from events exactly."""
+    from serving import index as ix
+
+    s, _, _ = state
+    seeds, mover = ["M4", "M8"], "M21"  # seeds like category 0; the mover likes category 1 until it buys category 0
+
+    def score_of_mover() -> tuple[float, float]:
+        look = {m["member"]: m["score"] for m in s.lookalike(seeds=seeds, k=200)["members"]}
+        q = ix.normalize(np.mean(ix.normalize(np.array([s.persona(x)["vector"] for x in seeds])), 0, keepdims=True))
+        exact = float(ix.normalize(np.array([s.persona(mover)["vector"]], dtype=np.float32))[0] @ q[0])
+        return look[s.pseudonym(mover)], exact
+
+    before, _ = score_of_mover()
+    now = pd.Timestamp.now(tz="UTC")
+    buys = [{"member_id": mover, "ts": (now - pd.Timedelta(minutes=i)).isoformat(), "event_type": "purchase",
+             "item_id": f"c0-{i}", "quantity": 1, "amount": 10.0} for i in range(20)]  # fmt: skip
+    assert s.add_events(buys)["accepted"] == 20
+    after, exact = score_of_mover()
+    assert after == pytest.approx(exact, abs=1e-5) and after > before + 0.05, (before, after)

@@ -83,10 +83,15 @@ def member_frame(
     members: np.ndarray,
     horizon_days: float,
     feature_cfg: FeatureConfig | None = None,
+    feats: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per member (index member_id): data-layer features, behaviour and BG/NBD columns at the cutoff."""
+    """One row per member (index member_id): data-layer features, behaviour and BG/NBD columns at the cutoff.
+
+    `feats`: the data layer's features at this cutoff when the caller already has them.
+    """
     cut = utc_cutoff(cutoff)
-    feats = features_at(ds, cut, feature_cfg).set_index("member_id").reindex(members)
+    feats = features_at(ds, cut, feature_cfg) if feats is None else feats
+    feats = feats.set_index("member_id").reindex(members)
     frame = feats[FROM_FEATURES + CATEGORICAL].copy()
     frame = frame.join(behaviour(orders, cut, members))
     bg, _ = bgnbd_columns(orders, cut, members, horizon_days)

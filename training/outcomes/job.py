@@ -226,7 +226,7 @@ def _spend_metrics(net: FittedOutcomeNet, xs, fr: Frames) -> dict[str, float]:
     from scipy.stats import spearmanr
 
     truth = np.expm1(fr.y_test["spend"])
-    pred = np.expm1(net.predict_logits(xs)["spend"]).clip(min=0)
+    pred = np.expm1(np.minimum(net.predict_logits(xs)["spend"], 30.0)).clip(min=0)
     bg = (fr.test["bg_expected_30"] * fr.test["order_value_mean"].fillna(0)).to_numpy(float)
     return {
         "test/spend_mae": float(np.abs(pred - truth).mean()),

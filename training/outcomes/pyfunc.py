@@ -48,7 +48,7 @@ def predict_frame(net: FittedOutcomeNet, calibrator, meta: dict, frame: pd.DataF
         if kind == "binary":
             out[f"p_{task}_uncalibrated"] = 1.0 / (1.0 + np.exp(-logits[task]))
         else:
-            out[f"expected_{task}_{meta['horizons']['buy']:g}d"] = np.expm1(logits[task]).clip(min=0)
+            out[f"expected_{task}_{meta['horizons']['buy']:g}d"] = np.expm1(np.minimum(logits[task], 30.0)).clip(min=0)
     return out
 
 
@@ -96,8 +96,50 @@ def score_path(family: str, dataset: str) -> Path:
     return tailor_home() / "scores" / family / f"{dataset}.parquet"
 
 
-def score_dataset(family: str, dataset: str, alias: str = "champion", version: int | None = None) -> pd.DataFrame:
-    """Score every member with an order in the dataset, at its end, with a registered version; write Parquet."""
+def score_dataset(
+    family: str | list[str],
+    dataset: str,
+    alias: str = "champion",
+    version: int | None = None,
+    feats: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Score every member with an order in the dataset, at its end, with a registered version; write Parquet.
+
+    Several families (e.g. churn and propensity champions) share one member frame when their
+    horizons agree; `feats` are the data layer's features at the dataset's end if already computed.
+    Returns the last family's scores.
+    """
+    families = [family] if isinstance(family, str) else list(family)
+    if version is not None and len(families) > 1:
+        raise ValueError("--version applies to one family at a time")
+    models = [_load_registered(f, alias, version) for f in families]
+    ds = Dataset(dataset)
+    t0 = time.perf_counter()
+    o = orders(ds)
+    cut = dataset_end(ds)
+    members = population(o, cut)
+    frames: dict[float, pd.DataFrame] = {}
+    out = pd.DataFrame()
+    for f, (inner, mv) in zip(families, models, strict=True):
+        horizon = float(inner.meta["horizons"]["churn"])
+        if horizon not in frames:
+            frames[horizon] = member_frame(ds, o, cut, members, horizon, feats=feats).reset_index()
+        t1 = time.perf_counter()
+        out = inner.predict(None, frames[horizon])
+        t2 = time.perf_counter()
+        out = out.assign(model=f, version=int(mv.version), cutoff=cut)
+        path = score_path(f, ds.name)
+        write_parquet(out, path)
+        print(
+            f"scored {len(out):,} members of {ds.name} with {f} v{mv.version} at {cut.date()}: frame {t1 - t0:.1f} s, "
+            f"model {t2 - t1:.1f} s ({len(out) / max(t2 - t1, 1e-9):,.0f} members/s) -> {path}"
+        )
+        t0 = time.perf_counter()
+    return out
+
+
+def _load_registered(family: str, alias: str, version: int | None):
+    """(the unwrapped OutcomePyfunc, its ModelVersion) of a registered version or alias."""
     from training.tracking import client
 
     ref = f"models:/{family}/{version}" if version else f"models:/{family}@{alias}"
@@ -109,23 +151,4 @@ def score_dataset(family: str, dataset: str, alias: str = "champion", version: i
         )
     except mlflow.exceptions.MlflowException as exc:
         raise ValueError(f"no {family} model at {ref}: train one (`tailor train {family}`) and promote it") from exc
-    model = mlflow.pyfunc.load_model(ref)
-    ds = Dataset(dataset)
-    inner = model.unwrap_python_model()
-    meta = inner.meta
-    t0 = time.perf_counter()
-    o = orders(ds)
-    cut = dataset_end(ds)
-    members = population(o, cut)
-    frame = member_frame(ds, o, cut, members, meta["horizons"]["churn"]).reset_index()
-    t1 = time.perf_counter()
-    out = inner.predict(None, frame)
-    t2 = time.perf_counter()
-    out = out.assign(model=family, version=int(mv.version), cutoff=cut)
-    path = score_path(family, ds.name)
-    write_parquet(out, path)
-    print(
-        f"scored {len(out):,} members of {ds.name} with {family} v{mv.version} at {cut.date()}: frame {t1 - t0:.1f} s, "
-        f"model {t2 - t1:.1f} s ({len(out) / max(t2 - t1, 1e-9):,.0f} members/s) -> {path}"
-    )
-    return out
+    return mlflow.pyfunc.load_model(ref).unwrap_python_model(), mv

@@ -63,10 +63,28 @@ def encode_history(
     region = _lookup(attrs, "region", members, vocab["region"])
     age = _lookup(attrs, "age_band", members, vocab["age_band"])
     h = histories(inter, at.timestamp(), np.arange(len(members)), max_len)
-    batch = {k: torch.as_tensor(np.array(v)) for k, v in {**h, "region": region, "age": age}.items()}
+    vec = encode_padded(net, {**h, "region": region, "age": age}, len(items))
+    return pd.DataFrame({"member_id": members, "vector": list(vec)})
+
+
+def encode_padded(net: PersonaNet, arrays: dict[str, np.ndarray], n_items: int, batch: int = 4096) -> np.ndarray:
+    """(n, d) float32 member vectors, encoded in batches of similar history length with the padding cut off.
+
+    Padding is masked out of the encoder, so cutting it changes nothing but the work: most members
+    hold a few items of a `max_len`-long row.
+    """
+    hist = arrays["hist"]
+    lengths = (hist != n_items).sum(1)
+    order = np.argsort(lengths, kind="stable")
+    out = np.empty((len(hist), net.shape.dim), dtype=np.float32)
     with torch.no_grad():
-        vec = net.encode(batch["hist"], batch["hist_feats"], batch["member_feats"], batch["region"], batch["age"])
-    return pd.DataFrame({"member_id": members, "vector": list(vec.numpy().astype(np.float32))})
+        for lo in range(0, len(order), batch):
+            idx = order[lo : lo + batch]
+            n = max(1, int(lengths[idx].max()))
+            t = {k: torch.as_tensor(np.ascontiguousarray(v[idx][:, :n] if k in ("hist", "hist_feats") else v[idx]))
+                 for k, v in arrays.items()}  # fmt: skip
+            out[idx] = net.encode(t["hist"], t["hist_feats"], t["member_feats"], t["region"], t["age"]).numpy()
+    return out
 
 
 def _lookup(attrs: pd.DataFrame, column: str, members: np.ndarray, vocab: list[str]) -> np.ndarray:
