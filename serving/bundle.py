@@ -126,9 +126,12 @@ def load_scores(family: str, dataset: str, version: int | None) -> pd.DataFrame 
     return frame.assign(member_id=frame["member_id"].astype(str)).set_index("member_id")
 
 
-def score_of(frame: pd.DataFrame | None, member: str, column: str) -> float | None:
-    """One member's score, or None when unknown."""
-    if frame is None or column not in frame.columns or member not in frame.index:
+def score_of(table, member: str, column: str) -> float | None:
+    """One member's score from a `Rows` table (or a frame indexed by member), or None when unknown."""
+    if table is None:
         return None
-    v = frame.at[member, column]
+    if isinstance(table, pd.DataFrame):
+        v = table.at[member, column] if column in table.columns and member in table.index else None
+    else:
+        v = table.value(member, column)
     return None if v is None or not np.isfinite(v) else float(v)

@@ -105,8 +105,25 @@ def _utc(at: datetime) -> pd.Timestamp:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
+Issued = dict[str, list[datetime]]  # offer_id -> times it was issued to the member
+
+
+def issued(shown: pd.DataFrame | list[tuple[str, str | datetime]] | None) -> Issued:
+    """Issue times per offer from a frame (offer_id, ts) or (offer_id, ISO time or datetime) pairs."""
+    if shown is None or len(shown) == 0:
+        return {}
+    if isinstance(shown, pd.DataFrame):
+        pairs = zip(shown["offer_id"], pd.to_datetime(shown["ts"], utc=True), strict=True)
+    else:
+        pairs = ((o, datetime.fromisoformat(t) if isinstance(t, str) else t) for o, t in shown)
+    out: Issued = {}
+    for o, t in pairs:
+        out.setdefault(str(o), []).append(_utc(t))
+    return out
+
+
 def eligible(cat: Catalogue, o: Offer, m: MemberView, at: datetime, channel: str | None,
-             spent: dict[str, float], shown: pd.DataFrame) -> str | None:  # fmt: skip
+             spent: dict[str, float], shown: Issued | pd.DataFrame | None) -> str | None:  # fmt: skip
     """Why an offer is excluded for this member now, or None when it may be issued."""
     t = _utc(at)
     if o.eligible_tiers and m.tier not in o.eligible_tiers:
@@ -120,8 +137,8 @@ def eligible(cat: Catalogue, o: Offer, m: MemberView, at: datetime, channel: str
     if o.budget is not None and o.budget - spent.get(o.offer_id, 0.0) < o.cost:
         return "budget"
     cap = cat.cap(o)
-    if len(shown) and ((shown["offer_id"] == o.offer_id) & (shown["ts"] >= t - pd.Timedelta(days=cap.days))).sum() \
-            >= cap.max:  # fmt: skip
+    times = (shown if isinstance(shown, dict) else issued(shown)).get(o.offer_id, ())
+    if times and sum(x >= t - pd.Timedelta(days=cap.days) for x in times) >= cap.max:
         return "frequency_cap"
     return None
 
@@ -154,15 +171,15 @@ def rank_offers(
     p_buy: float | None,
     uplift: dict[str, float] | None = None,
     spent: dict[str, float] | None = None,
-    shown: pd.DataFrame | None = None,
+    shown: pd.DataFrame | list[tuple[str, str | datetime]] | None = None,
     at: datetime,
     k: int = 5,
     channel: str | None = None,
 ) -> list[dict]:
     """The top k offers for a member (see the module docstring for the score and the rules)."""
-    shown = shown if shown is not None else pd.DataFrame({"offer_id": [], "ts": pd.to_datetime([], utc=True)})
+    times = issued(shown)
     spent, uplift = spent or {}, uplift or {}
-    ok = [o for o in cat.offers if eligible(cat, o, m, at, channel, spent, shown) is None]
+    ok = [o for o in cat.offers if eligible(cat, o, m, at, channel, spent, times) is None]
     mean_a = sum(affinity.get(o.offer_id, 0.0) for o in ok) / max(len(ok), 1)
     scored = []
     for o in ok:

@@ -51,12 +51,46 @@ def plain(v: object) -> object:
 
 
 @dataclass
+class Rows:
+    """A frame's rows by id for the request path: a dict id -> position and plain column arrays (no pandas per call)."""
+
+    pos: dict[str, int]  # may be shared with another table of the same ids in the same order
+    ids: np.ndarray  # object
+    cols: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame | None, pos: dict[str, int] | None = None) -> Rows | None:
+        """From a frame indexed by id; `pos` is reused when it maps exactly the frame's ids in order."""
+        if frame is None:
+            return None
+        ids = frame.index.to_numpy(dtype=object)
+        if pos is None or len(pos) != len(ids) or any(pos.get(x) != k for k, x in enumerate(ids[:1000])):
+            pos = {str(x): k for k, x in enumerate(ids)}
+        cols = {c: frame[c].astype(object).where(frame[c].notna(), None).to_numpy(dtype=object)
+                if not pd.api.types.is_float_dtype(frame[c]) else frame[c].to_numpy(dtype=np.float64)
+                for c in frame.columns}  # fmt: skip
+        return cls(pos, ids, cols)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.pos
+
+    def get(self, key: str) -> dict | None:
+        k = self.pos.get(key)
+        return None if k is None else {c: a[k] for c, a in self.cols.items()}
+
+    def value(self, key: str, column: str) -> object:
+        k = self.pos.get(key)
+        return None if k is None or column not in self.cols else self.cols[column][k]
+
+
+@dataclass
 class History:
     """Purchases per member in one block each (CSR layout): far smaller than a frame plus a dict of row arrays."""
 
     rows: dict[str, int]  # member -> block, numbered in key order (may be shared with the vectors' rows)
     offsets: np.ndarray  # (n blocks + 1,) start of each block in items / ts
-    items: pd.Categorical  # item_id per purchase
+    codes: np.ndarray  # int32 per purchase: the item, as a position in `names`
+    names: np.ndarray  # object: item ids
     ts: np.ndarray  # datetime64[us] (UTC) per purchase
 
     @classmethod
@@ -70,16 +104,22 @@ class History:
         order = np.lexsort((buys["ts"].to_numpy(), block))
         counts = np.bincount(block, minlength=len(rows)) if len(block) else np.zeros(len(rows), dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)])
-        items = pd.Categorical(buys["item_id"].to_numpy(dtype=object)[order])
+        codes, names = pd.factorize(buys["item_id"].to_numpy(dtype=object)[order])
         ts = buys["ts"].to_numpy(dtype="datetime64[us]")[order]
-        return cls(rows, offsets, items, ts)
+        return cls(rows, offsets, codes.astype(np.int32), np.asarray(names, dtype=object), ts)
 
     def of(self, member: str) -> pd.DataFrame:
         """The member's purchases (item_id, ts), oldest first."""
         b = self.rows.get(member)
         lo, hi = (0, 0) if b is None else (self.offsets[b], self.offsets[b + 1])
-        return pd.DataFrame({"item_id": np.asarray(self.items[lo:hi], dtype=object),
-                             "ts": pd.to_datetime(self.ts[lo:hi], utc=True)})  # fmt: skip
+        return pd.DataFrame({"item_id": self.names[self.codes[lo:hi]], "ts": pd.to_datetime(self.ts[lo:hi], utc=True)})
+
+    def items_of(self, member: str) -> np.ndarray:
+        """The member's purchased item ids, oldest first (object array): the request path's cheap read."""
+        b = self.rows.get(member)
+        if b is None:
+            return np.empty(0, dtype=object)
+        return self.names[self.codes[self.offsets[b] : self.offsets[b + 1]]]
 
     def count(self, member: str) -> int:
         b = self.rows.get(member)
@@ -116,11 +156,13 @@ class Snapshot:
     offers: ix.IdIndex
     catalogue: Catalogue
     category: pd.Series  # item_id -> category
-    feats: pd.DataFrame  # index member_id
+    category_of: dict[str, str]  # the same as a dict (the request path's lookups)
+    feats: Rows  # the data layer's features by member
     attrs: pd.DataFrame  # index member_id: region, age_band
     history: History  # every member's purchases (item_id, ts)
     popular: pd.Series  # item_id -> share of recent purchases, descending
-    scores: dict[str, pd.DataFrame | None]
+    popular_top: list[tuple[str, float]]  # its head as plain pairs (cold-start answers walk only this)
+    scores: dict[str, Rows | None]  # batch scores by member (None: no champion or no current score file)
     versions: dict[str, int | None]
 
 
@@ -165,8 +207,18 @@ def load_snapshot(dataset: str, cfg: dict, erased: set[str]) -> Snapshot:
     recent = buys.loc[buys["ts"] >= end - pd.Timedelta(days=cfg["popular_days"]), "item_id"]
     popular = (recent if len(recent) else buys["item_id"]).value_counts(normalize=True)
     popular = popular[popular.index.isin(bundle.items["item_id"].astype(str))] if len(popular) else popular
-    scores = {f: load_scores(f, ds.name, versions[f]) for f in ("churn", "propensity", "uplift")}
     rows = vectors.rows()  # shared with the member index's positions when both hold the same members in order
+    feats = feats.loc[~feats.index.isin(erased)]
+    if feats.index.isin(vectors.ids).all():  # the usual case: one position dict for vectors and features
+        feats = feats.reindex(vectors.ids)
+    feats = Rows.of(feats, rows)
+    scores: dict[str, Rows | None] = {}
+    for f in ("churn", "propensity", "uplift"):
+        frame = load_scores(f, ds.name, versions[f])
+        shared = next((r.pos for r in scores.values() if r is not None and frame is not None and len(r.ids) ==
+                       len(frame) and (r.ids == frame.index.to_numpy(dtype=object)).all()), None)  # fmt: skip
+        scores[f] = Rows.of(frame.drop(columns=["model", "cutoff"], errors="ignore") if frame is not None else None,
+                            shared)  # fmt: skip
     history = History.build(buys, rows)
     del buys
     return Snapshot(
@@ -175,8 +227,9 @@ def load_snapshot(dataset: str, cfg: dict, erased: set[str]) -> Snapshot:
         item_mat=ix.item_matrix(bundle.items), vectors=vectors, vec_rows=rows,
         items=it, members=mem,
         member_pos=rows if _same(mem.ids, vectors.ids) else mem.position(), offers=off, catalogue=catalogue,
-        category=category,
-        feats=feats.loc[~feats.index.isin(erased)], attrs=attrs, history=history, popular=popular,
+        category=category, category_of={str(k): str(v) for k, v in category.items()},
+        feats=feats, attrs=attrs, history=history, popular=popular,
+        popular_top=[(str(i), float(v)) for i, v in popular.head(2000).items()],
         scores=scores, versions=versions,
     )  # fmt: skip
 
@@ -185,16 +238,21 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return len(a) == len(b) and bool((a.astype(str) == b.astype(str)).all())
 
 
-def item_reasons(s: Snapshot, item: str, own: list[str], favs: set[str]) -> list[str]:
-    """Readable reasons for a recommended item: favourite category, bought before, nearest bought item."""
+def item_reasons(
+    s: Snapshot, item: str, own: list[str], favs: set[str], own_mat: np.ndarray | None = None
+) -> list[str]:
+    """Readable reasons for a recommended item: favourite category, bought before, nearest bought item.
+
+    `own_mat`: the normalized item rows of `own`, when the caller explains several items at once.
+    """
     out = []
-    cat = s.category.get(item)
+    cat = s.category_of.get(item)
     if cat in favs:
         out.append(f"in your favourite category: {cat}")
     if item in own:
         out.append("you bought this before")
     elif own:
-        v = ix.normalize(s.item_mat[[s.item_index[i] for i in own]])
+        v = own_mat if own_mat is not None else ix.normalize(s.item_mat[[s.item_index[i] for i in own]])
         sims = v @ ix.normalize(s.item_mat[[s.item_index[item]]])[0]
         out.append(f"similar to items you bought: {own[int(np.argmax(sims))]}")
     return out or ["matches your persona"]

@@ -34,6 +34,7 @@ class ServingState:
         self._lock = threading.RLock()
         self._fresh: dict[str, np.ndarray] = {}  # member -> vector folded in from ingested events
         self._recent: dict[str, dict] = {}  # member -> feature overrides after ingested purchases
+        self._cold: dict[tuple, np.ndarray] = {}  # (persona version, region, age band) -> cold-start vector
         self._erased = store.tombstoned()
         self._touched = store.members()
 
@@ -67,14 +68,29 @@ class ServingState:
             rows = pd.concat([rows, ev], ignore_index=True)
         return rows
 
+    def _items(self, s: Snapshot, p: str) -> np.ndarray:
+        """The member's purchased item ids, oldest first (none once erased)."""
+        if p in self._erased:
+            return np.empty(0, dtype=object)
+        if p in self._touched:
+            return self._history(s, p)["item_id"].astype(str).to_numpy(dtype=object)
+        return s.history.items_of(p)
+
     def _encode(self, s: Snapshot, p: str, hist: pd.DataFrame) -> np.ndarray:
         from training.persona.pyfunc import encode_history
 
         a = s.attrs.loc[p] if p in s.attrs.index else {}
-        rows = hist.assign(member_id=p, region=a.get("region"), age_band=a.get("age_band"))
-        if rows.empty:  # cold start: attributes only (an unknown item is skipped by the encoder)
-            rows = pd.DataFrame({"member_id": [p], "item_id": [None], "ts": [s.end], "region": [a.get("region")],
-                                 "age_band": [a.get("age_band")]})  # fmt: skip
+        region, age = _plain(a.get("region")), _plain(a.get("age_band"))
+        if hist.empty:  # cold start: attributes only, the same vector for everyone who shares them (cached)
+            key = (s.persona.version, region, age)
+            if key not in self._cold:
+                rows = pd.DataFrame({"member_id": [p], "item_id": [None], "ts": [s.end], "region": [region],
+                                     "age_band": [age]})  # fmt: skip
+                b = s.persona
+                out = encode_history(b.net, b.items, s.item_index, b.vocab, rows, s.end, b.max_len)
+                self._cold[key] = np.asarray(out["vector"].iloc[0], dtype=np.float32)
+            return self._cold[key]
+        rows = hist.assign(member_id=p, region=region, age_band=age)
         at = max(s.end, pd.Timestamp(rows["ts"].max()).tz_convert("UTC")) + pd.Timedelta(microseconds=1)
         b = s.persona
         out = encode_history(b.net, b.items, s.item_index, b.vocab, rows, at, b.max_len)
@@ -108,7 +124,7 @@ class ServingState:
     def persona(self, member_id: str) -> dict:
         s, p = self._snap, self.pseudonym(member_id)
         vec, cold = self._vector(s, p)
-        f = {} if p in self._erased or p not in s.feats.index else s.feats.loc[p].to_dict()
+        f = {} if p in self._erased else (s.feats.get(p) or {})
         f.update(self._recent.get(p, {}))
         known = not cold and p not in self._erased
         return {
@@ -130,28 +146,29 @@ class ServingState:
     def recommend(self, member_id: str, k: int = 10, exclude_bought: bool = True) -> dict:
         s, p, k = self._snap, self.pseudonym(member_id), self._k(k)
         vec, cold = self._vector(s, p)
-        hist = pd.DataFrame({"item_id": []}) if p in self._erased else self._history(s, p)
-        bought = set(hist["item_id"].astype(str)) if exclude_bought else set()
+        hist = self._items(s, p)
+        bought = set(hist) if exclude_bought else set()
         if cold:
-            top = s.popular.loc[[i for i in s.popular.index if i not in bought][:k]]
-            items = [{"item_id": i, "score": round(float(v), 6), "reasons": ["popular with members right now"]}
-                     for i, v in top.items()]  # fmt: skip
+            top = [(i, v) for i, v in s.popular_top if i not in bought][:k]
+            items = [{"item_id": i, "score": round(v, 6), "reasons": ["popular with members right now"]}
+                     for i, v in top]  # fmt: skip
             return {"member": p, "cold_start": True, "items": items, "model_versions": self._versions(s)}
         scores, rows = s.items.search(ix.member_query(vec), k + len(bought))
         favs = set(self._tags(s, p))
-        own = [i for i in hist["item_id"].astype(str).unique() if i in s.item_index][-50:]
+        own = _recent_distinct(hist, s.item_index, 50)
+        own_mat = ix.normalize(s.item_mat[[s.item_index[i] for i in own]]) if own else None
         items = []
         for sc, r in zip(scores[0], rows[0], strict=True):
             item = str(s.items.ids[r]) if r >= 0 else None
             if item is None or item in bought:
                 continue
-            items.append({"item_id": item, "score": float(sc), "reasons": item_reasons(s, item, own, favs)})
+            items.append({"item_id": item, "score": float(sc), "reasons": item_reasons(s, item, own, favs, own_mat)})
             if len(items) == k:
                 break
         return {"member": p, "cold_start": False, "items": items, "model_versions": self._versions(s)}
 
     def _tags(self, s: Snapshot, p: str) -> list[str]:
-        cats = s.feats.at[p, "top_categories"] if p in s.feats.index else None
+        cats = s.feats.value(p, "top_categories")
         return [] if cats is None or (isinstance(cats, float) and np.isnan(cats)) else [str(c) for c in cats]
 
     def lookalike(self, seeds: list[str] | None = None, segment: str | None = None, k: int = 50) -> dict:
@@ -167,7 +184,7 @@ class ServingState:
         else:
             if not isinstance(segment, str):
                 raise ValueError("segment: must be a string")
-            group = [p for p in s.feats.index[s.feats["segment"] == segment] if p in s.member_pos]
+            group = [p for p in s.feats.ids[s.feats.cols["segment"] == segment] if p in s.member_pos]
             basis = f"segment: {segment} ({len(group)} members)"
         if not group:
             return {"members": [], "basis": basis}
@@ -200,16 +217,16 @@ class ServingState:
             raise ValueError("at: must be a datetime")
         at = at or datetime.now(UTC)
         vec, cold = self._vector(s, p)
-        f = {} if p in self._erased or p not in s.feats.index else s.feats.loc[p].to_dict()
-        hist = pd.DataFrame({"item_id": []}) if p in self._erased else self._history(s, p)
-        bought = {str(i): str(s.category.get(str(i))) for i in hist["item_id"].astype(str).unique()[-20:]}
+        f = {} if p in self._erased else (s.feats.get(p) or {})
+        hist = self._items(s, p)
+        bought = {i: str(s.category_of.get(i)) for i in list(dict.fromkeys(hist[::-1]))[:20][::-1]}
         view = MemberView(p, _plain(f.get("tier")), _plain(f.get("segment")), self._tags(s, p), bought)
         scores, rows = s.offers.search(ix.member_query(vec), len(s.offers.ids))
         affinity = {str(s.offers.ids[r]): float(sc) for sc, r in zip(scores[0], rows[0], strict=True) if r >= 0}
         up = s.scores["uplift"]
-        uplift = up.loc[p].to_dict() if up is not None and p in up.index and not cold else None
+        uplift = up.get(p) if up is not None and not cold else None
         with self._lock:  # issuing commits budget and counts towards caps: one at a time
-            shown = self._store.impressions_since(p, pd.Timestamp(at) - pd.Timedelta(days=366))
+            shown = self._store.issued_since(p, pd.Timestamp(at) - pd.Timedelta(days=366))
             offers = rank(s.catalogue, view, affinity=affinity, uplift=uplift, spent=self._store.spent(), shown=shown,
                           p_buy=None if cold else score_of(s.scores["propensity"], p, "p_buy"), at=at, k=k,
                           channel=channel)  # fmt: skip
@@ -250,7 +267,7 @@ class ServingState:
                 self._touched.add(p)
                 if row["event_type"] == "purchase":
                     self._fresh.pop(p, None)  # refolded on the next read
-                    old = s.feats.loc[p].to_dict() if p in s.feats.index else {"frequency": 0, "monetary": 0.0}
+                    old = s.feats.get(p) or {"frequency": 0, "monetary": 0.0}
                     r = self._recent.setdefault(p, {"frequency": int(old.get("frequency") or 0),
                                                     "monetary": float(old.get("monetary") or 0.0)})  # fmt: skip
                     stage = "active" if old.get("lifecycle") not in (None, "prospect") else "new"
@@ -266,7 +283,7 @@ class ServingState:
             removed = self._store.erase(p)
             in_vectors = p in s.member_pos or p in self._fresh
             removed |= {"persona_rows": int(in_vectors), "index_rows": int(p in s.member_pos),
-                        "feature_rows": int(p in s.feats.index),
+                        "feature_rows": int(p in s.feats),
                         "history_rows": s.history.count(p)}  # fmt: skip
             self._erased.add(p)
             self._touched.discard(p)
@@ -284,3 +301,14 @@ class ServingState:
     def versions(self) -> dict:
         s = self._snap
         return {**self._versions(s), "policy_version": s.catalogue.version, "dataset": s.ds.name}
+
+
+def _recent_distinct(items: np.ndarray, known: dict, n: int) -> list[str]:
+    """The `n` most recently bought distinct items the model knows, oldest of them first."""
+    out: dict[str, None] = {}
+    for i in items[::-1]:
+        if i in known and i not in out:
+            out[i] = None
+            if len(out) == n:
+                break
+    return list(out)[::-1]

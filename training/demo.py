@@ -9,8 +9,9 @@
    recency, BG/NBD, logistic regression and LightGBM on the same split, log and register them;
 4. make each first registered version `champion` (forced: there is nothing to compare it with),
    or run the promotion gate when a champion already exists;
-5. batch-score churn, build the FAISS indices, start the BentoML service and print its
-   `rank_offers` answer for a real member (the platform's raw id goes in; only a pseudonym comes out).
+5. batch-score every household (persona, churn, propensity, top offers), build the FAISS indices, start the
+   BentoML service and print its `rank_offers` answer for a real member (the platform's raw id goes in;
+   only a pseudonym comes out).
 """
 
 from __future__ import annotations
@@ -81,12 +82,11 @@ def _churn(dataset: str) -> None:
 def _serve(dataset: str) -> None:
     import json
 
+    from serving.batch import score_members
     from serving.index import build_indices
     from serving.serve import ask_running_service
-    from training.outcomes.pyfunc import score_dataset
 
-    score_dataset("churn", dataset)
-    score_dataset("propensity", dataset)
+    score_members(dataset)  # `tailor score`: persona, churn, propensity and top offers of every household
     build_indices(dataset=dataset)
     # Complete Journey household ids are small integers: the first one with a persona answers.
     answer = ask_running_service(dataset, [str(h) for h in range(1, 60)])

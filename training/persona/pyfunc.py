@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import torch
 
-from training.interactions import Interactions
 from training.persona.data import Catalogue, histories
 from training.persona.model import PersonaNet, PersonaShape
 
@@ -54,11 +54,12 @@ def encode_history(
     """Vectors of every member in `rows` from their purchases before `at` (unknown items are skipped)."""
     rows = rows.assign(ts=pd.to_datetime(rows["ts"], utc=True))
     members = np.sort(rows["member_id"].astype(str).unique())
-    known = rows.loc[rows["item_id"].isin(item_index) & (rows["ts"] < at)]
+    code = np.fromiter((item_index.get(x, -1) for x in rows["item_id"]), dtype=np.int64, count=len(rows))
+    keep = (code >= 0) & (rows["ts"] < at).to_numpy()
+    known = rows.loc[keep]
     m = np.searchsorted(members, known["member_id"].astype(str).to_numpy())
-    i = known["item_id"].map(item_index).to_numpy()
-    events = pd.DataFrame({"m": m, "i": i, "t": known["ts"].astype("int64").to_numpy() / 1e6})
-    inter = Interactions(members, items["item_id"].to_numpy(), None, None, events, at)  # type: ignore[arg-type]
+    events = pd.DataFrame({"m": m, "i": code[keep], "t": known["ts"].astype("int64").to_numpy() / 1e6})
+    inter = SimpleNamespace(events=events, n_items=len(items))  # what `histories` reads of an Interactions
     attrs = rows.drop_duplicates("member_id").set_index(rows.drop_duplicates("member_id")["member_id"].astype(str))
     region = _lookup(attrs, "region", members, vocab["region"])
     age = _lookup(attrs, "age_band", members, vocab["age_band"])
