@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TAILOR_HOME ?= $(CURDIR)/var
 
-.PHONY: demo test test-all lint format install clean browser ui dashboard
+.PHONY: demo test test-all lint format install clean browser postgres ui dashboard
 
 $(BIN)/tailor: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,10 +25,16 @@ browser:
 	  (apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) || \
 	  echo "warning: could not install chromium (needs apt and root): the browser tests will be skipped"
 
-test: install browser
+# The distributed-sweep test starts its own throwaway server from the distribution's PostgreSQL binaries.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) || \
+	  echo "warning: could not install postgresql (needs apt and root): the distributed sweep tests will be skipped"
+
+test: install browser postgres
 	$(BIN)/python -m pytest -q -n 2
 
-test-all: install browser
+test-all: install browser postgres
 	$(BIN)/python -m pytest -q -n 2 -m ''
 
 lint: install

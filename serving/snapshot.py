@@ -64,7 +64,7 @@ class Rows:
         if frame is None:
             return None
         ids = frame.index.to_numpy(dtype=object)
-        if pos is None or len(pos) != len(ids) or any(pos.get(x) != k for k, x in enumerate(ids[:1000])):
+        if pos is None or len(pos) != len(ids) or any(pos.get(x) != k for k, x in enumerate(ids)):
             pos = {str(x): k for k, x in enumerate(ids)}
         cols = {c: frame[c].astype(object).where(frame[c].notna(), None).to_numpy(dtype=object)
                 if not pd.api.types.is_float_dtype(frame[c]) else frame[c].to_numpy(dtype=np.float64)

@@ -10,6 +10,17 @@ from collections.abc import Callable, Sequence
 log = logging.getLogger("tailor")
 
 
+def _utc_time(text: str):
+    """An ISO time for --at (UTC when it names no zone)."""
+    from datetime import UTC, datetime
+
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r} (e.g. 2026-06-01T12:00:00Z)") from exc
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
 def _prepare(a: argparse.Namespace) -> int:
     from datasets.config import load
     from datasets.prepare import prepare
@@ -68,7 +79,8 @@ def _evaluate(a: argparse.Namespace) -> int:
 def _sweep(a: argparse.Namespace) -> int:
     from training.sweep import run_sweep
 
-    run_sweep(a.model, a.dataset, a.trials, storage=a.storage, study_name=a.study, overrides=a.set, config=a.config)
+    run_sweep(a.model, a.dataset, a.trials, storage=a.storage, study_name=a.study, overrides=a.set, config=a.config,
+              total_trials=a.total_trials)  # fmt: skip
     return 0
 
 
@@ -121,6 +133,18 @@ def _audit(a: argparse.Namespace) -> int:
 
 
 def _score(a: argparse.Namespace) -> int:
+    if a.model == "members":
+        from serving.batch import score_members
+
+        if a.version is not None:
+            raise ValueError("--version applies to `tailor score churn|propensity|uplift`; members use the champions")
+        score_members(a.dataset, k=a.k, at=a.at, chunk_members=a.chunk)
+        return 0
+    if a.model == "uplift":
+        from training.uplift.score import score_uplift
+
+        score_uplift(a.dataset, version=a.version, chunk=a.chunk)
+        return 0
     from training.outcomes.pyfunc import score_dataset
 
     score_dataset(a.model, a.dataset, version=a.version)
@@ -200,9 +224,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
 
     sp = cmd("sweep", _sweep, "Optuna study on the validation window, one MLflow run per trial (resumable)")
-    sp.add_argument("model", choices=["churn", "propensity"], help="model family")
+    sp.add_argument("model", choices=["churn", "propensity", "persona"], help="model family")
     sp.add_argument("--dataset", required=True, help="prepared dataset name")
-    sp.add_argument("--trials", type=int, default=20, help="trials to run in this invocation (default 20)")
+    sp.add_argument("--trials", type=int, help="trials this worker runs (default 20 without --total-trials)")
+    sp.add_argument("--total-trials", type=int, help="stop when the study holds N trials (all workers')")
     sp.add_argument("--storage", help="Optuna storage URL (default sqlite under TAILOR_HOME; PostgreSQL for workers)")
     sp.add_argument("--study", help="study name (default MODEL-DATASET); the same name continues the study")
     sp.add_argument("--config", help="search space (default configs/sweeps/MODEL.yaml)")
@@ -230,10 +255,15 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="output file (default under TAILOR_HOME/reports/)")
     sp.add_argument("--cutoffs", nargs=2, metavar=("FROM", "TO"), help="the two cutoffs for transitions")
 
-    sp = cmd("score", _score, "batch-score every member of a dataset with a registered model -> Parquet")
-    sp.add_argument("model", choices=["churn", "propensity"], help="model family")
+    sp = cmd("score", _score, "batch-score every member: persona, scores and top offers (or one family) -> Parquet")
+    sp.add_argument("model", nargs="?", default="members", choices=["members", "churn", "propensity", "uplift"],
+                    help="members (default): persona, churn, propensity and top offers of every member; "
+                         "or one family's scores")  # fmt: skip
     sp.add_argument("--dataset", required=True, help="prepared dataset name")
-    sp.add_argument("--version", type=int, help="registered version (default: the champion)")
+    sp.add_argument("--version", type=int, help="registered version of the family (default: the champion)")
+    sp.add_argument("--k", type=int, default=5, help="offers per member (members only)")
+    sp.add_argument("--at", type=_utc_time, help="time the offers' validity is checked at (default: now)")
+    sp.add_argument("--chunk", type=int, default=100_000, help="members per chunk (bounds memory)")
 
     sp = cmd("demo", _demo, "the main job end to end on the embedded default")
     sp.add_argument("--source", default="completejourney", help="real source to run on (default completejourney)")

@@ -56,11 +56,15 @@ def client() -> MlflowClient:
 
 
 def ensure_experiment(name: str) -> str:
-    """Id of experiment `name`, created with an explicit artifact location when missing."""
+    """Id of experiment `name`, created when missing: with its artifacts under TAILOR_HOME/mlartifacts for a database
+    store (SQLite, PostgreSQL), in the server's artifact root for a tracking server (workers on other machines must
+    not be handed this machine's folder)."""
     c = client()
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
+    if tracking_uri().startswith(("http://", "https://")):
+        return c.create_experiment(name)
     return c.create_experiment(name, artifact_location=(artifact_root() / name).as_uri())
 
 

@@ -48,3 +48,13 @@ def test_prepare_prints_report_and_bad_input_exits_2(tailor_home, tmp_path):
     assert res.returncode == 2 and "not found" in res.stderr
     res = tailor("prepare", "online_retail", "--path", str(good), "--set", "tiers.levels=[]", env=env)
     assert res.returncode == 2 and "tier levels" in res.stderr
+
+
+def test_score_names_bad_times_and_missing_models(tailor_home):
+    import os
+
+    env = dict(os.environ)
+    res = tailor("score", "--dataset", "nope", "--at", "yesterday", env=env)
+    assert res.returncode == 2 and "not an ISO time: 'yesterday'" in res.stderr
+    res = tailor("score", "--dataset", "nope", "--version", "3", env=env)  # members use the champions
+    assert res.returncode == 2 and "--version applies to" in res.stderr and "Traceback" not in res.stderr
