@@ -30,8 +30,11 @@ def main() -> None:
             row[key] = max((h.value for h in hist), default=float("nan"))
         row.update({k: m.get(k) for k in KEYS[2:]})
         row["best_epoch"] = m.get("fit/best_epoch")
+        row["val_fit_s"], row["test_fit_s"] = m.get("fit/val_fit_s"), m.get("fit/test_fit_s")
         p = r.data.params
-        row["settings"] = " ".join(f"{k}={p[k]}" for k in sorted(p) if k.startswith(("train.", "model.", "data.")))
+        row["settings"] = " ".join(
+            f"{k}={p[k]}" for k in sorted(p) if k.startswith(("train.", "model.", "data.", "trainer."))
+        )
         rows.append(row)
     with pd.option_context("display.width", 250, "display.max_colwidth", 200):
         print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))

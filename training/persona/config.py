@@ -36,6 +36,15 @@ class TrainSection(BaseModel):
     seed: int = 0
 
 
+class TrainerSection(BaseModel):
+    """Where Lightning trains. `strategy: ddp` with `devices: N` on CPU runs N gloo ranks in spawned
+    processes (only `trainer.fit` runs there; the job itself, MLflow included, stays in this process)."""
+
+    accelerator: str = "cpu"
+    devices: int = Field(1, gt=0)
+    strategy: str = "auto"
+
+
 class PersonaConfig(BaseModel):
     dataset: str
     k: int = Field(20, gt=0)
@@ -43,6 +52,7 @@ class PersonaConfig(BaseModel):
     model: ModelSection = ModelSection()
     data: DataSection = DataSection()
     train: TrainSection = TrainSection()
+    trainer: TrainerSection = TrainerSection()
     baselines: bool = True
     baseline_models: list[str] | None = None  # None: every baseline and blend
     baseline_grids: dict[str, dict[str, list]] = {}  # per-baseline grid replacing its default

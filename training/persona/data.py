@@ -151,14 +151,44 @@ class ExampleSet(torch.utils.data.Dataset):
         return {k: v[idx] for k, v in self.arrays.items()}
 
 
-class LengthBuckets(torch.utils.data.Sampler):
-    """Batches of similar history length (less padding), in random order; deterministic per seed."""
+def _rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of ranks (0, 1 unless torch.distributed is initialised)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int = 0, span: int = 50) -> None:
+
+class LengthBuckets(torch.utils.data.Sampler):
+    """Batches of similar history length (less padding), in random order; deterministic per seed.
+
+    Under torch.distributed every rank draws the same global batches (same seed) and takes its
+    share of each, `batch[rank::world]`: every rank makes the same number of steps (no rank waits
+    on a missing all-reduce) and together they see exactly the single-process batch, so DDP's
+    averaged gradient is that batch's (up to the per-rank means). `rank`/`world` override.
+    """
+
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        seed: int = 0,
+        span: int = 50,
+        rank: int | None = None,
+        world: int | None = None,
+    ) -> None:
         self.lengths, self.batch_size, self.span = np.asarray(lengths), batch_size, span
         self.rng = np.random.default_rng(seed)
+        self.rank, self.world = rank, world
 
     def __iter__(self):
+        rank, world = _rank_and_world()
+        rank = rank if self.rank is None else self.rank
+        world = world if self.world is None else self.world
+        for batch in self._global():
+            # a batch smaller than the world: a rank without a share repeats one example of it
+            yield batch[rank::world] or [batch[rank % len(batch)]]
+
+    def _global(self):
         order = self.rng.permutation(len(self.lengths))
         mega = self.batch_size * self.span
         batches = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import lightning as L
@@ -43,6 +44,38 @@ def member_batches(inter: Interactions, cat: Catalogue, member_idx: np.ndarray, 
     return ExampleSet({**h, "region": cat.region[member_idx], "age": cat.age[member_idx]})
 
 
+class _RankSetup(L.Callback):
+    """In each DDP rank: one share of the cores for torch, and its own dropout/noise stream."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.world_size > 1:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // trainer.world_size))
+            torch.manual_seed(self.seed * 1000 + trainer.global_rank)
+
+
+def strategy_for(cfg: PersonaConfig):
+    """Lightning's strategy for `cfg.trainer`.
+
+    Plain `ddp` (and `auto` with several devices) on CPU becomes DDP over gloo in *spawned*
+    processes: Lightning's default `ddp` launcher re-executes the command line, so each rank would
+    re-run the whole job (its MLflow run, baselines, registration). Spawned ranks run only
+    `trainer.fit`; rank 0's weights come back into the caller's module.
+    """
+    t = cfg.trainer
+    if t.accelerator == "cpu" and (t.strategy in ("ddp", "ddp_spawn") or (t.strategy == "auto" and t.devices > 1)):
+        from lightning.fabric.plugins.environments.lightning import find_free_network_port
+        from lightning.pytorch.strategies import DDPStrategy
+
+        # a fresh rendezvous port per fit: Lightning keeps the first one in MASTER_PORT, which another
+        # process (a parallel test worker) may have taken by the next fit
+        os.environ["MASTER_PORT"] = str(find_free_network_port())
+        return DDPStrategy(process_group_backend="gloo", start_method="spawn")
+    return t.strategy
+
+
 def fit(
     inter: Interactions,
     cat: Catalogue,
@@ -77,16 +110,22 @@ def fit(
         cfg.train.denoise_drop,
         cfg.train.hist_dropout,
     )
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=logger or False,
-                        enable_checkpointing=False, callbacks=callbacks or [], num_sanity_val_steps=0,
-                        enable_model_summary=False)  # fmt: skip
+    # the sampler shards each batch over DDP ranks itself (a batch_sampler cannot be wrapped)
+    trainer = L.Trainer(max_epochs=epochs, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
+                        strategy=strategy_for(cfg), use_distributed_sampler=False, logger=logger or False,
+                        enable_checkpointing=False, callbacks=[_RankSetup(cfg.train.seed), *(callbacks or [])],
+                        num_sanity_val_steps=0, enable_model_summary=False)  # fmt: skip
     trainer.fit(module, train_dl, val_dl)
     fit_s = time.perf_counter() - t0
-    stats = {"examples": len(arrays["targets"]), "fit_s": fit_s, "epochs": trainer.current_epoch,
-             "examples_per_s": len(arrays["targets"]) * trainer.current_epoch / max(fit_s, 1e-9)}  # fmt: skip
-    if module.best is not None:
-        stats["best_epoch"] = module.best[1]
-        module.net.load_state_dict(module.best[2])
+    # the module's net holds the best validated epoch's weights (PersonaModule.on_fit_end), also when
+    # they were trained in spawned DDP ranks; fit_summary came back with them
+    ran, best_epoch, best_score = module.fit_summary.tolist()
+    if module.best is None and best_epoch > 0:  # trained in spawned ranks: rebuild what they chose
+        module.best = (best_score, int(best_epoch), {k: v.clone() for k, v in module.net.state_dict().items()})
+    stats = {"examples": len(arrays["targets"]), "fit_s": fit_s, "epochs": int(ran), "world_size": trainer.world_size,
+             "examples_per_s": len(arrays["targets"]) * int(ran) / max(fit_s, 1e-9)}  # fmt: skip
+    if best_epoch > 0:
+        stats["best_epoch"] = int(best_epoch)
     return module, stats
 
 

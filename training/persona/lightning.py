@@ -90,6 +90,9 @@ class PersonaModule(L.LightningModule):
         self.val_task, self.k = val_task, k
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
         self.best: tuple[float, int, dict] | None = None  # (val ndcg, epoch, state)
+        # (epochs run, best epoch, best score): a buffer, so it comes back from spawned DDP ranks
+        # with the weights (their `self.best` does not; the best weights are loaded in on_fit_end)
+        self.register_buffer("fit_summary", torch.zeros(3, dtype=torch.float64))
 
     @property
     def items(self) -> dict[str, torch.Tensor]:
@@ -114,10 +117,11 @@ class PersonaModule(L.LightningModule):
         if self.hparams.denoise_weight > 0:
             loss_dae = self._denoise(batch)
             loss = loss + self.hparams.denoise_weight * loss_dae
-            self.log("train/loss_denoise", loss_dae, on_step=False, on_epoch=True, batch_size=len(batch["targets"]))
+            self.log("train/loss_denoise", loss_dae, on_step=False, on_epoch=True, batch_size=len(batch["targets"]),
+                     sync_dist=True)  # fmt: skip
         n = len(batch["targets"])
         self.log_dict({"train/loss": loss, "train/loss_all": loss_all, "train/loss_new": loss_new},
-                      prog_bar=True, on_step=False, on_epoch=True, batch_size=n)  # fmt: skip
+                      prog_bar=True, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)  # fmt: skip
         return loss
 
     def _denoise(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -156,10 +160,21 @@ class PersonaModule(L.LightningModule):
             f"val/new/ndcg_at_{self.k}": float(ndcg_at_k(top_new[keep], new_only).mean()),
             f"val/new/recall_at_{self.k}": float(recall_at_k(top_new[keep], new_only).mean()),
         }
-        self.log_dict(metrics, prog_bar=True)
+        if self.trainer.world_size > 1:
+            # every DDP rank validates the whole window (same weights, same figures); rank 0's are
+            # broadcast anyway so that the ranks cannot disagree on the best epoch
+            metrics = self.trainer.strategy.broadcast(metrics, src=0)
+        self.log_dict(metrics, prog_bar=True, sync_dist=True)
         score = metrics[f"val/all/ndcg_at_{self.k}"] + metrics[f"val/new/ndcg_at_{self.k}"]
         if not self.trainer.sanity_checking and (self.best is None or score > self.best[0]):
             self.best = (score, self.current_epoch + 1, copy.deepcopy(self.net.state_dict()))
+            self.fit_summary[1:] = torch.tensor([self.best[1], score], dtype=torch.float64)
+
+    def on_fit_end(self) -> None:
+        """Leave the best validated epoch's weights in the net (in each rank, before DDP hands rank 0's back)."""
+        self.fit_summary[0] = self.trainer.current_epoch
+        if self.best is not None:
+            self.net.load_state_dict(self.best[2])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
