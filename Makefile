@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TAILOR_HOME ?= $(CURDIR)/var
 
-.PHONY: demo test test-all lint format install clean browser postgres ui dashboard
+.PHONY: demo test test-slow test-all lint format install clean browser postgres ui dashboard
 
 $(BIN)/tailor: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,10 @@ postgres:
 
 test: install browser postgres
 	$(BIN)/python -m pytest -q -n 2
+
+# The slow-marked tests (Lightning DDP on two CPU ranks); CI runs them after `make test`.
+test-slow: install browser postgres
+	$(BIN)/python -m pytest -q -n 2 -m slow
 
 test-all: install browser postgres
 	$(BIN)/python -m pytest -q -n 2 -m ''
