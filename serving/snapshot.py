@@ -158,7 +158,7 @@ class Snapshot:
     category: pd.Series  # item_id -> category
     category_of: dict[str, str]  # the same as a dict (the request path's lookups)
     feats: Rows  # the data layer's features by member
-    attrs: pd.DataFrame  # index member_id: region, age_band
+    attrs: Rows  # region, age_band by member
     history: History  # every member's purchases (item_id, ts)
     popular: pd.Series  # item_id -> share of recent purchases, descending
     popular_top: list[tuple[str, float]]  # its head as plain pairs (cold-start answers walk only this)
@@ -212,6 +212,10 @@ def load_snapshot(dataset: str, cfg: dict, erased: set[str]) -> Snapshot:
     if feats.index.isin(vectors.ids).all():  # the usual case: one position dict for vectors and features
         feats = feats.reindex(vectors.ids)
     feats = Rows.of(feats, rows)
+    attrs = attrs.loc[~attrs.index.duplicated()]
+    attrs = Rows.of(attrs.reindex(vectors.ids) if attrs.index.isin(vectors.ids).all() else attrs, rows)
+    if vectors.source != "model":  # served from the batch file: the model's own copy of the vectors is not needed
+        bundle.vectors = bundle.vectors.iloc[:0]
     scores: dict[str, Rows | None] = {}
     for f in ("churn", "propensity", "uplift"):
         frame = load_scores(f, ds.name, versions[f])

@@ -46,7 +46,9 @@ class ServingState:
         cfg = serving_config()
         dataset = dataset or cfg["dataset"]
         store = EventStore()
-        return cls(load_snapshot(dataset, cfg, store.tombstoned()), store, cfg, dataset)
+        state = cls(load_snapshot(dataset, cfg, store.tombstoned()), store, cfg, dataset)
+        _freeze_heap()
+        return state
 
     @property
     def dataset(self) -> str:
@@ -79,7 +81,7 @@ class ServingState:
     def _encode(self, s: Snapshot, p: str, hist: pd.DataFrame) -> np.ndarray:
         from training.persona.pyfunc import encode_history
 
-        a = s.attrs.loc[p] if p in s.attrs.index else {}
+        a = s.attrs.get(p) or {}
         region, age = _plain(a.get("region")), _plain(a.get("age_band"))
         if hist.empty:  # cold start: attributes only, the same vector for everyone who shares them (cached)
             key = (s.persona.version, region, age)
@@ -296,6 +298,8 @@ class ServingState:
         with self._lock:
             self._snap = new
             self._fresh.clear()  # vectors of the old persona model: refolded lazily with the new one
+        del new
+        _freeze_heap(thaw=True)
         return self.versions()
 
     def versions(self) -> dict:
@@ -312,3 +316,45 @@ def _recent_distinct(items: np.ndarray, known: dict, n: int) -> list[str]:
             if len(out) == n:
                 break
     return list(out)[::-1]
+
+
+def _freeze_heap(thaw: bool = False) -> None:
+    """Move the snapshot's millions of long-lived objects out of the garbage collector's sight (gc.freeze).
+
+    Otherwise every full collection walks them all, a pause of about half a second at 1M members that
+    lands on whatever requests are in flight. `thaw` first releases the previous freeze, so a reloaded
+    snapshot's predecessor can be collected; that one collection is the reload's only pause.
+    """
+    import gc
+
+    if thaw:
+        gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    if _gc_watch not in gc.callbacks:
+        gc.callbacks.append(_gc_watch)
+
+
+_gc_started: list[float] = []
+
+
+def _gc_watch(phase: str, info: dict) -> None:
+    """After each full collection, freeze what survived it; log collections that pause the worker over 20 ms.
+
+    Objects that live through a full collection (caches, pools, interned state of the libraries)
+    would otherwise be walked again by every later one: the pauses grew to 150 ms within minutes of
+    load at 1M members (experiments/serving_load). Frozen, each full collection walks only what the
+    last few seconds allocated.
+    """
+    import gc
+    import logging
+    import time
+
+    if phase == "start":
+        _gc_started[:] = [time.perf_counter()]
+        return
+    if info.get("generation") == 2:
+        gc.freeze()
+    if _gc_started and (took := time.perf_counter() - _gc_started[0]) > 0.02:
+        logging.getLogger(__name__).warning("gc generation %s took %.0f ms (collected %s)", info.get("generation"),
+                                            took * 1e3, info.get("collected"))  # fmt: skip

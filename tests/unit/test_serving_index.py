@@ -39,3 +39,22 @@ def test_member_query_scores_items_by_the_discovery_logit() -> None:
     u = np.array([1.0, 2.0, 0.0], np.float32)
     scores = ix.item_matrix(items) @ ix.member_query(u)[0]
     assert np.allclose(scores, [3.5, -1.0])
+
+
+def test_recall_counts_ties_as_hits_and_misses_as_misses() -> None:
+    """50 identical vectors tie for the top 10: an index returning other tied rows loses nothing."""
+    import faiss
+    import numpy as np
+
+    from serving.index import normalize, recall_at_k
+
+    rng = np.random.default_rng(0)
+    x = normalize(np.vstack([np.tile(rng.normal(size=(1, 8)), (50, 1)), rng.normal(size=(200, 8))]).astype("float32"))
+    reversed_rows = faiss.IndexIDMap(faiss.IndexFlatIP(8))
+    order = np.arange(len(x))[::-1].copy()
+    reversed_rows.add_with_ids(x[order], order.astype("int64"))  # ties come back in another order: other rows
+    q = x[:5]
+    assert recall_at_k(reversed_rows, x, q, 10) == 1.0
+    worse = faiss.IndexIDMap(faiss.IndexFlatIP(8))
+    worse.add_with_ids(x[60:], np.arange(60, len(x), dtype="int64"))  # the tied best rows are missing
+    assert recall_at_k(worse, x, q, 10) == 0.0
