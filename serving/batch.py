@@ -36,7 +36,7 @@ from datasets.paths import tailor_home
 from datasets.split import dataset_end
 from datasets.store import Dataset
 from serving import index as ix
-from serving.offers import Catalogue, load_catalogue
+from serving.offers import Catalogue, as_utc, load_catalogue
 
 log = logging.getLogger(__name__)
 BASES = np.array(["uplift", "propensity", "prior"], dtype=object)
@@ -46,17 +46,12 @@ def members_path(dataset: str) -> Path:
     return tailor_home() / "scores" / "members" / f"{dataset}.parquet"
 
 
-def _utc(at: datetime) -> pd.Timestamp:
-    t = pd.Timestamp(at)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-
-
 def shown_counts(cat: Catalogue, impressions: pd.DataFrame, members: np.ndarray, at: datetime) -> np.ndarray:
     """[n members, n offers] issues of each offer to each member inside that offer's cap window before `at`."""
     out = np.zeros((len(members), len(cat.offers)), dtype=np.int64)
     if impressions.empty or not len(members):
         return out
-    t = _utc(at)
+    t = as_utc(at)
     pos = pd.Index(members).get_indexer(impressions["member_id"])
     for j, o in enumerate(cat.offers):
         hit = (pos >= 0) & (impressions["offer_id"].to_numpy() == o.offer_id)
@@ -87,14 +82,14 @@ def rank_offers_batch(
     """
     n, m = affinity.shape
     spent = spent or {}
-    t = _utc(at)
+    t = as_utc(at)
     elig = np.ones((n, m), dtype=bool)
     for j, o in enumerate(cat.offers):
         if o.eligible_tiers:
             elig[:, j] &= np.isin(tiers, o.eligible_tiers)
         if o.eligible_segments:
             elig[:, j] &= np.isin(segments, o.eligible_segments)
-        closed = (o.valid_from and t < _utc(o.valid_from)) or (o.valid_to and t >= _utc(o.valid_to))
+        closed = (o.valid_from and t < as_utc(o.valid_from)) or (o.valid_to and t >= as_utc(o.valid_to))
         broke = o.budget is not None and o.budget - spent.get(o.offer_id, 0.0) < o.cost
         if (channel and o.channels and channel not in o.channels) or closed or broke:
             elig[:, j] = False
@@ -214,10 +209,10 @@ def score_members(
     horizon = max((o.cap or catalogue.default_cap).days for o in catalogue.offers) if catalogue.offers else 0
     with store.lock:
         imp = pd.read_sql_query("SELECT member_id, offer_id, ts FROM impressions WHERE ts >= ?", store.con,
-                                params=[(_utc(at) - pd.Timedelta(days=horizon)).isoformat()])  # fmt: skip
+                                params=[(as_utc(at) - pd.Timedelta(days=horizon)).isoformat()])  # fmt: skip
     imp = imp.assign(ts=pd.to_datetime(imp["ts"], utc=True, format="ISO8601"))
     spent = store.spent()
-    meta = {"dataset": ds.name, "cutoff": str(end), "at": str(_utc(at)), "k": k,
+    meta = {"dataset": ds.name, "cutoff": str(end), "at": str(as_utc(at)), "k": k,
             "versions": versions, "policy_version": catalogue.version, "dim": bundle.dim}  # fmt: skip
     writer = _Writer(path, meta)
     vectors = pq.ParquetFile(vec_path)

@@ -97,7 +97,9 @@ def member_vectors(bundle: PersonaBundle, dataset: str, erased: set[str] = froze
     """
     import pyarrow.parquet as pq
 
-    path = tailor_home() / "scores" / "members" / f"{dataset}.parquet"
+    from serving.batch import members_path
+
+    path = members_path(dataset)
     if path.exists():
         meta = json.loads(pq.read_schema(path).metadata[b"tailor"])
         if meta["versions"].get("persona") == bundle.version:

@@ -100,7 +100,7 @@ class MemberView:
     bought_items: dict[str, str] = field(default_factory=dict)  # item_id -> category of items bought
 
 
-def _utc(at: datetime) -> pd.Timestamp:
+def as_utc(at: datetime) -> pd.Timestamp:
     t = pd.Timestamp(at)
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
@@ -118,21 +118,21 @@ def issued(shown: pd.DataFrame | list[tuple[str, str | datetime]] | None) -> Iss
         pairs = ((o, datetime.fromisoformat(t) if isinstance(t, str) else t) for o, t in shown)
     out: Issued = {}
     for o, t in pairs:
-        out.setdefault(str(o), []).append(_utc(t))
+        out.setdefault(str(o), []).append(as_utc(t))
     return out
 
 
 def eligible(cat: Catalogue, o: Offer, m: MemberView, at: datetime, channel: str | None,
              spent: dict[str, float], shown: Issued | pd.DataFrame | None) -> str | None:  # fmt: skip
     """Why an offer is excluded for this member now, or None when it may be issued."""
-    t = _utc(at)
+    t = as_utc(at)
     if o.eligible_tiers and m.tier not in o.eligible_tiers:
         return "tier"
     if o.eligible_segments and m.segment not in o.eligible_segments:
         return "segment"
     if channel and o.channels and channel not in o.channels:
         return "channel"
-    if (o.valid_from and t < _utc(o.valid_from)) or (o.valid_to and t >= _utc(o.valid_to)):
+    if (o.valid_from and t < as_utc(o.valid_from)) or (o.valid_to and t >= as_utc(o.valid_to)):
         return "validity"
     if o.budget is not None and o.budget - spent.get(o.offer_id, 0.0) < o.cost:
         return "budget"

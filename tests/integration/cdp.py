@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -103,27 +105,18 @@ async def _inspect(ws_url: str, url: str, png: Path, width: int) -> dict:
     return page | {"errors": errors, "remote_requests": remote}
 
 
-def inspect_page(url: str, png: Path, width: int = 390) -> dict:
-    """Load `url` in headless Chromium at `width` px and report on it (see the module docstring)."""
+@contextmanager
+def devtools() -> Iterator[str]:
+    """Start headless Chromium with a throwaway profile; yield its DevTools websocket URL; stop it after."""
     binary = chromium_binary()
     if binary is None:
         raise FileNotFoundError("chromium not found: apt-get install -y chromium")
     with tempfile.TemporaryDirectory() as profile:
-        args = [
-            binary,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--remote-debugging-port=0",
-            f"--user-data-dir={profile}",
-            "about:blank",
-        ]
+        args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+                "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"]  # fmt: skip
         proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         try:
-            ws_url = None
-            end = time.monotonic() + 60
+            ws_url, end = None, time.monotonic() + 60
             while ws_url is None and time.monotonic() < end:
                 line = proc.stderr.readline()
                 if not line and proc.poll() is not None:
@@ -132,10 +125,16 @@ def inspect_page(url: str, png: Path, width: int = 390) -> dict:
                     ws_url = m.group(1)
             if ws_url is None:
                 raise TimeoutError("chromium DevTools did not start")
-            return asyncio.run(_inspect(ws_url, url, png, width))
+            yield ws_url
         finally:
             proc.terminate()
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def inspect_page(url: str, png: Path, width: int = 390) -> dict:
+    """Load `url` in headless Chromium at `width` px and report on it (see the module docstring)."""
+    with devtools() as ws_url:
+        return asyncio.run(_inspect(ws_url, url, png, width))

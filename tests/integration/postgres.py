@@ -12,11 +12,12 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from serving.serve import free_port
 
 
 def find_bin_dir(install: bool = True) -> tuple[Path | None, str]:
@@ -42,12 +43,6 @@ def find_bin_dir(install: bool = True) -> tuple[Path | None, str]:
             return None, f"apt-get install postgresql failed: {done.stderr.strip()[-300:]}"
         print(f"installed postgresql in {time.perf_counter() - t0:.0f} s")
     return None, "PostgreSQL binaries (initdb, pg_ctl) not found"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PostgresServer:

@@ -14,10 +14,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -26,7 +24,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.integration.cdp import _Session, chromium_binary
+from serving.serve import free_port
+from tests.integration.cdp import _Session, chromium_binary, devtools
 
 if chromium_binary() is None:
     if os.environ.get("TAILOR_REQUIRE_BROWSER"):
@@ -38,12 +37,6 @@ RUNS = [  # name, params, metrics: every value must show on the comparison page
     ("glacier-owl", {"variant": "glacier", "lr": "0.0007"}, {"ndcg_at_20": 0.375}),
 ]
 WAIT_S = 90  # the React app loads slowly on a busy 2-core machine
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _log_runs(uri: str, artifacts: Path) -> tuple[str, list[str]]:
@@ -68,7 +61,7 @@ def mlflow_ui(tmp_path: Path):
     """(base URL, experiment id, run ids) of a running `mlflow ui` on a fresh SQLite store."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     exp, ids = _log_runs(uri, tmp_path / "mlartifacts")
-    port = _free_port()
+    port = free_port()
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     artifacts = (tmp_path / "mlartifacts").as_uri()
     cmd = [str(mlflow_bin), "ui", "--backend-store-uri", uri, "--default-artifact-root", artifacts,
@@ -129,27 +122,8 @@ async def _open_until(ws_url: str, url: str, patterns: list[str], png: Path) -> 
 
 
 def _in_chromium(url: str, patterns: list[str], png: Path) -> str:
-    with tempfile.TemporaryDirectory() as profile:
-        args = [chromium_binary(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
-                "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"]  # fmt: skip
-        proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        try:
-            ws_url, end = None, time.monotonic() + 60
-            while ws_url is None and time.monotonic() < end:
-                line = proc.stderr.readline()
-                if not line and proc.poll() is not None:
-                    raise RuntimeError("chromium exited before DevTools started")
-                if m := re.search(r"DevTools listening on (ws://\S+)", line):
-                    ws_url = m.group(1)
-            if ws_url is None:
-                raise TimeoutError("chromium DevTools did not start")
-            return asyncio.run(_open_until(ws_url, url, patterns, png))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with devtools() as ws_url:
+        return asyncio.run(_open_until(ws_url, url, patterns, png))
 
 
 def test_mlflow_ui_compares_two_logged_runs(mlflow_ui, tmp_path: Path) -> None:
