@@ -8,8 +8,11 @@ overlays guarded by a lock. Unknown or erased members get a cold-start answer, n
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -325,8 +328,6 @@ def _freeze_heap(thaw: bool = False) -> None:
     lands on whatever requests are in flight. `thaw` first releases the previous freeze, so a reloaded
     snapshot's predecessor can be collected; that one collection is the reload's only pause.
     """
-    import gc
-
     if thaw:
         gc.unfreeze()
     gc.collect()
@@ -336,6 +337,7 @@ def _freeze_heap(thaw: bool = False) -> None:
 
 
 _gc_started: list[float] = []
+_log = logging.getLogger(__name__)
 
 
 def _gc_watch(phase: str, info: dict) -> None:
@@ -346,15 +348,11 @@ def _gc_watch(phase: str, info: dict) -> None:
     load at 1M members (experiments/serving_load). Frozen, each full collection walks only what the
     last few seconds allocated.
     """
-    import gc
-    import logging
-    import time
-
     if phase == "start":
         _gc_started[:] = [time.perf_counter()]
         return
     if info.get("generation") == 2:
         gc.freeze()
     if _gc_started and (took := time.perf_counter() - _gc_started[0]) > 0.02:
-        logging.getLogger(__name__).warning("gc generation %s took %.0f ms (collected %s)", info.get("generation"),
+        _log.warning("gc generation %s took %.0f ms (collected %s)", info.get("generation"),
                                             took * 1e3, info.get("collected"))  # fmt: skip
