@@ -82,7 +82,7 @@ class MemberVectors:
     """Persona vectors of the served members: row k of `matrix` belongs to `ids[k]`."""
 
     ids: np.ndarray  # (n,) str
-    matrix: np.ndarray  # (n, dim) float32
+    matrix: np.ndarray  # (n, dim) float32; while served, an index.ScaledRows view (rows by [k] only)
     source: str  # "batch <cutoff>" (tailor score) or "model" (computed at training)
 
     def rows(self) -> dict[str, int]:

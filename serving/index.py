@@ -52,6 +52,43 @@ class IdIndex:
         return self.index.search(q, min(k, self.index.ntotal))
 
 
+@dataclass
+class ScaledRows:
+    """Member vectors read from a member index's own storage: its unit rows times each vector's norm.
+
+    The member index stores every served vector L2-normalized; keeping the raw matrix as well would hold
+    the same numbers twice (244 MB at 1M members x 64 dims). Row k is `unit[k] * norms[k]`, the raw
+    vector to float32 rounding.
+    """
+
+    unit: np.ndarray  # (n, dim) view of the index's storage (no copy)
+    norms: np.ndarray  # (n,) float32
+    owner: faiss.Index  # keeps the storage the view points into alive
+
+    @classmethod
+    def over(cls, index: faiss.Index, matrix: np.ndarray) -> ScaledRows | np.ndarray:
+        """A view over `index` when it stores exactly `matrix`'s normalized rows as float32; else `matrix`."""
+        flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
+        if not isinstance(flat, faiss.IndexFlat) or flat.ntotal != len(matrix) or flat.d != matrix.shape[1]:
+            return matrix
+        unit = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
+        norms = np.linalg.norm(matrix, axis=1).astype(np.float32)
+        sample = np.arange(0, len(matrix), max(1, len(matrix) // 1000))
+        if not np.allclose(unit[sample] * norms[sample, None], matrix[sample], rtol=1e-4, atol=1e-6):
+            return matrix  # another index (built from other vectors): keep the matrix
+        return cls(unit, norms, index)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return self.unit[k] * self.norms[k]
+
+    def __len__(self) -> int:
+        return len(self.norms)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.unit.shape
+
+
 def make_index(vectors: np.ndarray, s: IndexSettings | None = None) -> faiss.Index:
     """Exact inner-product index below `exact_below` rows, HNSW (inner product) above."""
     s = s or IndexSettings()

@@ -113,6 +113,10 @@ class Empty(Strict):
 # ---- responses (pseudonyms only: `member` is never the raw id) -------------------------------------------------
 
 
+class Ok(BaseModel):
+    ok: bool
+
+
 class Scores(BaseModel):
     churn: float | None = None
     purchase_30d: float | None = None

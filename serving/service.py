@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from serving import schemas as s
 from serving.audit import log as audit_log
 from serving.http_guard import MAX_BODY, PRINCIPAL, Guard
+from serving.traffic import patch_timeout_middleware
 
 ROUTES: dict[str, str | None] = {
     "/persona": "read",
@@ -203,10 +204,10 @@ class Tailor:
         """Liveness with the served model versions (POST; GET /healthz is BentoML's own probe)."""
         return s.VersionsResponse(versions=self.state.versions())
 
-    @bentoml.api(input_spec=s.Empty)
-    async def noop(self) -> dict:
+    @bentoml.api(input_spec=s.Empty, output_spec=s.Ok)
+    async def noop(self) -> s.Ok:
         """Does nothing: the framework's floor for load benchmarks."""
-        return {"ok": True}
+        return s.Ok(ok=True)
 
 
 def _redact(message: str, raw: list[str]) -> str:
@@ -215,4 +216,5 @@ def _redact(message: str, raw: list[str]) -> str:
     return message
 
 
+patch_timeout_middleware()
 Tailor.add_asgi_middleware(Guard, routes=ROUTES, max_body=int(os.environ.get("TAILOR_MAX_BODY", MAX_BODY)))

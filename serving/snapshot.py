@@ -52,35 +52,75 @@ def plain(v: object) -> object:
 
 @dataclass
 class Rows:
-    """A frame's rows by id for the request path: a dict id -> position and plain column arrays (no pandas per call)."""
+    """A frame's rows by id for the request path: a dict id -> position and plain column arrays (no pandas per call).
+
+    Float columns are float64 arrays; integer columns too (NaN for missing), handed back as int or None;
+    other columns are object arrays of shared values. At 1M members this is a few hundred MB less than
+    a column of Python ints or strings per member.
+    """
 
     pos: dict[str, int]  # may be shared with another table of the same ids in the same order
     ids: np.ndarray  # object
     cols: dict[str, np.ndarray]
+    ints: frozenset[str] = frozenset()  # columns stored as float64 that hold integers
 
     @classmethod
-    def of(cls, frame: pd.DataFrame | None, pos: dict[str, int] | None = None) -> Rows | None:
-        """From a frame indexed by id; `pos` is reused when it maps exactly the frame's ids in order."""
+    def of(
+        cls, frame: pd.DataFrame | None, pos: dict[str, int] | None = None, ids: np.ndarray | None = None
+    ) -> Rows | None:
+        """From a frame indexed by id; `pos` is reused when it maps exactly the frame's ids in order.
+
+        `ids`: the frame's index as an object array the caller already holds (its strings are shared; a pandas
+        string index makes a new str object per row on every conversion).
+        """
         if frame is None:
             return None
-        ids = frame.index.to_numpy(dtype=object)
+        if ids is None or len(ids) != len(frame):
+            ids = frame.index.to_numpy(dtype=object)
         if pos is None or len(pos) != len(ids) or any(pos.get(x) != k for k, x in enumerate(ids)):
             pos = {str(x): k for k, x in enumerate(ids)}
-        cols = {c: frame[c].astype(object).where(frame[c].notna(), None).to_numpy(dtype=object)
-                if not pd.api.types.is_float_dtype(frame[c]) else frame[c].to_numpy(dtype=np.float64)
-                for c in frame.columns}  # fmt: skip
-        return cls(pos, ids, cols)
+        cols, ints = {}, set()
+        for c in frame.columns:
+            col = frame[c]
+            if pd.api.types.is_integer_dtype(col):
+                ints.add(c)
+                cols[c] = col.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+            elif pd.api.types.is_float_dtype(col):
+                cols[c] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                cols[c] = col.astype(object).where(col.notna(), None).to_numpy(dtype=object)
+        return cls(pos, ids, cols, frozenset(ints))
 
     def __contains__(self, key: str) -> bool:
         return key in self.pos
 
+    def _at(self, column: str, k: int) -> object:
+        v = self.cols[column][k]
+        if column in self.ints:
+            return None if v != v else int(v)
+        return v
+
     def get(self, key: str) -> dict | None:
         k = self.pos.get(key)
-        return None if k is None else {c: a[k] for c, a in self.cols.items()}
+        return None if k is None else {c: self._at(c, k) for c in self.cols}
 
     def value(self, key: str, column: str) -> object:
         k = self.pos.get(key)
-        return None if k is None or column not in self.cols else self.cols[column][k]
+        return None if k is None or column not in self.cols else self._at(column, k)
+
+
+def interned(values: pd.Series) -> pd.Series:
+    """Array cells (e.g. favourite categories) as tuples, one shared tuple per distinct value: a few hundred
+    distinct lists over 1M members instead of 1M small arrays (~0.2 GB)."""
+    seen: dict[tuple, tuple] = {}
+
+    def one(v: object) -> object:
+        if isinstance(v, np.ndarray | list | tuple):
+            t = tuple(str(x) for x in v)
+            return seen.setdefault(t, t)
+        return v
+
+    return values.astype(object).map(one)
 
 
 @dataclass
@@ -208,29 +248,47 @@ def load_snapshot(dataset: str, cfg: dict, erased: set[str]) -> Snapshot:
     popular = (recent if len(recent) else buys["item_id"]).value_counts(normalize=True)
     popular = popular[popular.index.isin(bundle.items["item_id"].astype(str))] if len(popular) else popular
     rows = vectors.rows()  # shared with the member index's positions when both hold the same members in order
-    feats = feats.loc[~feats.index.isin(erased)]
-    if feats.index.isin(vectors.ids).all():  # the usual case: one position dict for vectors and features
-        feats = feats.reindex(vectors.ids)
-    feats = Rows.of(feats, rows)
+    feats = feats.loc[~feats.index.isin(erased)].assign(top_categories=lambda f: interned(f["top_categories"]))
+    if feats.index.isin(vectors.ids).all():  # the usual case: one position dict (and id array) for all tables
+        feats = Rows.of(feats.reindex(vectors.ids), rows, vectors.ids)
+    else:
+        feats = Rows.of(feats, rows)
     attrs = attrs.loc[~attrs.index.duplicated()]
-    attrs = Rows.of(attrs.reindex(vectors.ids) if attrs.index.isin(vectors.ids).all() else attrs, rows)
+    if attrs.index.isin(vectors.ids).all():
+        attrs = Rows.of(attrs.reindex(vectors.ids), rows, vectors.ids)
+    else:
+        attrs = Rows.of(attrs, rows)
     if vectors.source != "model":  # served from the batch file: the model's own copy of the vectors is not needed
         bundle.vectors = bundle.vectors.iloc[:0]
     scores: dict[str, Rows | None] = {}
     for f in ("churn", "propensity", "uplift"):
         frame = load_scores(f, ds.name, versions[f])
+        if frame is not None:
+            frame = frame.drop(columns=["model", "cutoff"], errors="ignore")
+        if (
+            frame is not None
+            and len(frame) == len(vectors.ids)
+            and not frame.index.duplicated().any()
+            and frame.index.isin(vectors.ids).all()
+        ):  # every served member, in another order: shares the positions
+            scores[f] = Rows.of(frame.reindex(vectors.ids), rows, vectors.ids)
+            continue
         shared = next((r.pos for r in scores.values() if r is not None and frame is not None and len(r.ids) ==
                        len(frame) and (r.ids == frame.index.to_numpy(dtype=object)).all()), None)  # fmt: skip
-        scores[f] = Rows.of(frame.drop(columns=["model", "cutoff"], errors="ignore") if frame is not None else None,
-                            shared)  # fmt: skip
+        scores[f] = Rows.of(frame, shared)
     history = History.build(buys, rows)
     del buys
+    item_mat = ix.item_matrix(bundle.items)
+    bundle.items = bundle.items.drop(columns=["vector"])  # its rows live on in item_mat and the items index
+    if _same(mem.ids, vectors.ids):  # one id array and position dict for vectors, index and tables
+        mem.ids = vectors.ids
+        vectors.matrix = ix.ScaledRows.over(mem.index, vectors.matrix)
     return Snapshot(
         ds=ds, key=load_key(), namespace=ds.manifest.get("id_namespace", ""), end=end, persona=bundle,
         item_index={str(i): k for k, i in enumerate(bundle.items["item_id"])},
-        item_mat=ix.item_matrix(bundle.items), vectors=vectors, vec_rows=rows,
+        item_mat=item_mat, vectors=vectors, vec_rows=rows,
         items=it, members=mem,
-        member_pos=rows if _same(mem.ids, vectors.ids) else mem.position(), offers=off, catalogue=catalogue,
+        member_pos=rows if mem.ids is vectors.ids else mem.position(), offers=off, catalogue=catalogue,
         category=category, category_of={str(k): str(v) for k, v in category.items()},
         feats=feats, attrs=attrs, history=history, popular=popular,
         popular_top=[(str(i), float(v)) for i, v in popular.head(2000).items()],

@@ -277,3 +277,21 @@ def test_lookalike_sees_vectors_moved_by_events_before_the_next_index(state) -> 
     assert s.add_events(buys)["accepted"] == 20
     after, exact = score_of_mover()
     assert after == pytest.approx(exact, abs=1e-5) and after > before + 0.05, (before, after)
+
+
+def test_rows_keep_integers_and_missing_values() -> None:
+    import pandas as pd
+
+    from serving.snapshot import Rows, interned
+
+    frame = pd.DataFrame(
+        {"n": pd.array([3, None, 400], dtype="Int64"), "x": [0.5, np.nan, 2.0], "seg": ["a", None, "b"],
+         "cats": interned(pd.Series([np.array(["toys", "books"]), None, ["toys", "books"]])).to_numpy()},
+        index=pd.Index(["m1", "m2", "m3"]),
+    )  # fmt: skip
+    r = Rows.of(frame)
+    assert r.get("m1") == {"n": 3, "x": 0.5, "seg": "a", "cats": ("toys", "books")}
+    assert r.value("m2", "n") is None and np.isnan(r.value("m2", "x")) and r.value("m2", "seg") is None
+    assert r.value("m3", "n") == 400 and isinstance(r.value("m3", "n"), int)
+    assert r.value("m1", "cats") is r.value("m3", "cats")  # one shared tuple per distinct list
+    assert r.get("nobody") is None and r.value("nobody", "n") is None

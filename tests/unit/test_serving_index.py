@@ -58,3 +58,16 @@ def test_recall_counts_ties_as_hits_and_misses_as_misses() -> None:
     worse = faiss.IndexIDMap(faiss.IndexFlatIP(8))
     worse.add_with_ids(x[60:], np.arange(60, len(x), dtype="int64"))  # the tied best rows are missing
     assert recall_at_k(worse, x, q, 10) == 0.0
+
+
+def test_member_vectors_are_read_back_from_the_index_storage() -> None:
+    rng = np.random.default_rng(2)
+    raw = (rng.standard_normal((3000, 16)) * rng.uniform(0.1, 5, (3000, 1))).astype(np.float32)
+    raw[5] = 0  # a zero vector stays zero
+    for settings in (ix.IndexSettings(), ix.IndexSettings(exact_below=1000)):  # flat and HNSW storage
+        idx = ix.make_index(ix.normalize(raw), settings)
+        rows = ix.ScaledRows.over(idx, raw)
+        assert isinstance(rows, ix.ScaledRows) and rows.shape == raw.shape and len(rows) == 3000
+        assert np.allclose(np.stack([rows[k] for k in range(3000)]), raw, rtol=1e-5, atol=1e-6)
+    other = ix.make_index(ix.normalize(rng.standard_normal((3000, 16)).astype(np.float32)))
+    assert ix.ScaledRows.over(other, raw) is raw  # an index of other vectors: the matrix is kept
