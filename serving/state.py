@@ -216,7 +216,10 @@ class ServingState:
         with self._lock:
             return dict(list(self._fresh.items())[-limit:])
 
-    def rank_offers(self, member_id: str, k: int = 5, channel: str | None = None, at: datetime | None = None) -> dict:
+    def rank_offers(
+        self, member_id: str, k: int = 5, channel: str | None = None, at: datetime | None = None, record: bool = True
+    ) -> dict:
+        """Ranked offers; `record=False` ranks without issuing (no impression, no budget spent: reports, what-ifs)."""
         s, p, k = self._snap, self.pseudonym(member_id), self._k(k)
         if channel is not None and not isinstance(channel, str):
             raise ValueError("channel: must be a string")
@@ -237,7 +240,9 @@ class ServingState:
             offers = rank(s.catalogue, view, affinity=affinity, uplift=uplift, spent=self._store.spent(), shown=shown,
                           p_buy=None if cold else score_of(s.scores["propensity"], p, "p_buy"), at=at, k=k,
                           channel=channel)  # fmt: skip
-            self._store.record_impressions(p, [(o["offer_id"], o.pop("cost")) for o in offers], at)
+            issued = [(o["offer_id"], o.pop("cost")) for o in offers]
+            if record:
+                self._store.record_impressions(p, issued, at)
         return {"member": p, "cold_start": cold, "offers": offers, "policy": s.catalogue.policy,
                 "policy_version": s.catalogue.version}  # fmt: skip
 

@@ -91,10 +91,12 @@ def _table(
 
 
 def _state_offers(state: object, member_ids: list[str], k: int = 3) -> pd.DataFrame:
-    """Offers the serving state ranks now for each member (a sample), as member_id, value rows."""
+    """Offers the serving state ranks now for each member (a sample), as member_id, value rows.
+
+    Ranked with `record=False`: an operator's overview issues nothing (no impression, no budget spent)."""
     rows = []
     for m in member_ids:
-        for o in state.rank_offers(m, k=k).get("offers", []):  # type: ignore[attr-defined]
+        for o in state.rank_offers(m, k=k, record=False).get("offers", []):  # type: ignore[attr-defined]
             rows.append({"member_id": m, "value": float(o.get("expected_incremental_value") or 0.0)})
     return pd.DataFrame(rows, columns=["member_id", "value"])
 

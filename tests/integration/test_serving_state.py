@@ -207,6 +207,10 @@ def test_rank_offers_rules(state) -> None:
     assert "gold_only" in [o["offer_id"] for o in s.rank_offers(gold, k=5, at=at)["offers"]]
     third = s.rank_offers(gold, k=5, at=at)["offers"]
     assert "gold_only" not in [o["offer_id"] for o in third]  # cap: 2 issues in 7 days
+    spent = s._store.spent()
+    dry = [s.rank_offers("M9", k=5, at=at, record=False)["offers"] for _ in range(3)]  # M9 is gold too
+    assert all("gold_only" in [o["offer_id"] for o in d] for d in dry)  # ranked, not issued: no cap reached
+    assert s._store.spent() == spent and all("cost" not in o for o in dry[0])
 
 
 def test_store_holds_no_raw_ids_and_concurrent_reads(state) -> None:
