@@ -2,6 +2,8 @@
 # Persona variants on Online Retail, model only (baselines: see baselines.py). Each run is one
 # MLflow run in experiment "persona"; summarize.py prints validation and test figures side by side.
 # Overrides are relative to configs/persona.yaml, whose defaults are variant K.
+# Set TAILOR_PSEUDONYM_KEY (README: persona-benchmark) before `tailor prepare`: the key orders the members,
+# and the results move with it as much as with the seed. The pinned-key K rows: `run`, then seeds 1 and 2.
 set -euo pipefail
 run() { tailor --log-level WARNING evaluate persona --dataset online_retail --set baselines=false "$@"; }
 C="train.epochs=10 train.denoise_weight=0"
