@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -111,10 +114,12 @@ def devtools() -> Iterator[str]:
     binary = chromium_binary()
     if binary is None:
         raise FileNotFoundError("chromium not found: apt-get install -y chromium")
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes may still write to the profile for a moment after the browser exits
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
                 "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"]  # fmt: skip
-        proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                                start_new_session=True)  # fmt: skip
         try:
             ws_url, end = None, time.monotonic() + 60
             while ws_url is None and time.monotonic() < end:
@@ -127,11 +132,19 @@ def devtools() -> Iterator[str]:
                 raise TimeoutError("chromium DevTools did not start")
             yield ws_url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """Terminate Chromium and every helper process it started (its own session), killing what lingers."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def inspect_page(url: str, png: Path, width: int = 390) -> dict:
