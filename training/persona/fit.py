@@ -45,7 +45,7 @@ def member_batches(inter: Interactions, cat: Catalogue, member_idx: np.ndarray, 
 
 
 class _RankSetup(L.Callback):
-    """In each DDP rank: one share of the cores for torch, and its own dropout/noise stream."""
+    """In each DDP rank: one share of the cores for torch, its own dropout/noise stream, and a clean exit."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
@@ -54,6 +54,14 @@ class _RankSetup(L.Callback):
         if trainer.world_size > 1:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // trainer.world_size))
             torch.manual_seed(self.seed * 1000 + trainer.global_rank)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Lightning leaves a gloo group to the process's exit, where its threads were sometimes destroyed
+        # unjoined: "terminate called without an active exception", SIGABRT in a rank after a finished fit
+        dist = torch.distributed
+        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 def strategy_for(cfg: PersonaConfig):
