@@ -141,12 +141,12 @@ class History:
         if len(new):  # purchasers without a vector row: blocks after the shared ones, in a dict of their own
             rows = {**rows, **{m: len(rows) + k for k, m in enumerate(new)}}
             block = np.where(block >= 0, block, pd.Index(new).get_indexer(ids) + len(rows) - len(new))
-        order = np.lexsort((buys["ts"].to_numpy(), block))
+        ts = buys["ts"].to_numpy(dtype="datetime64[us]")  # UTC; a tz-aware column's plain to_numpy is Timestamp objects
+        order = np.lexsort((ts, block))  # (sorting those objects took 17 s of the start-up at 2.5M purchases)
         counts = np.bincount(block, minlength=len(rows)) if len(block) else np.zeros(len(rows), dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)])
         codes, names = pd.factorize(buys["item_id"].to_numpy(dtype=object)[order])
-        ts = buys["ts"].to_numpy(dtype="datetime64[us]")[order]
-        return cls(rows, offsets, codes.astype(np.int32), np.asarray(names, dtype=object), ts)
+        return cls(rows, offsets, codes.astype(np.int32), np.asarray(names, dtype=object), ts[order])
 
     def of(self, member: str) -> pd.DataFrame:
         """The member's purchases (item_id, ts), oldest first."""
