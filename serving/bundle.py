@@ -129,11 +129,6 @@ def load_scores(family: str, dataset: str, version: int | None) -> pd.DataFrame 
 
 
 def score_of(table, member: str, column: str) -> float | None:
-    """One member's score from a `Rows` table (or a frame indexed by member), or None when unknown."""
-    if table is None:
-        return None
-    if isinstance(table, pd.DataFrame):
-        v = table.at[member, column] if column in table.columns and member in table.index else None
-    else:
-        v = table.value(member, column)
+    """One member's score from a `snapshot.Rows` table, or None when unknown (no table, member or value)."""
+    v = None if table is None else table.value(member, column)
     return None if v is None or not np.isfinite(v) else float(v)

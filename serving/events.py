@@ -158,15 +158,8 @@ class EventStore:
             )
             self.fast.execute("COMMIT")
 
-    def impressions_since(self, member: str, since: datetime) -> pd.DataFrame:
-        """(offer_id, ts) issued to a member from `since` on."""
-        with self.lock:
-            frame = pd.read_sql_query("SELECT offer_id, ts FROM impressions WHERE member_id = ? AND ts >= ?", self.con,
-                                      params=[member, _iso(pd.Timestamp(since))])  # fmt: skip
-        return frame.assign(ts=pd.to_datetime(frame["ts"], utc=True))
-
     def issued_since(self, member: str, since: datetime) -> list[tuple[str, str]]:
-        """(offer_id, ISO time) issued to a member from `since` on: the plain rows, for the request path."""
+        """(offer_id, ISO time) issued to a member from `since` on (`offers.issued` reads them)."""
         with self.lock:
             return self.fast.execute("SELECT offer_id, ts FROM impressions WHERE member_id = ? AND ts >= ?",
                                      [member, _iso(pd.Timestamp(since))]).fetchall()  # fmt: skip

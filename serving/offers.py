@@ -123,7 +123,7 @@ def issued(shown: pd.DataFrame | list[tuple[str, str | datetime]] | None) -> Iss
 
 
 def eligible(cat: Catalogue, o: Offer, m: MemberView, at: datetime, channel: str | None,
-             spent: dict[str, float], shown: Issued | pd.DataFrame | None) -> str | None:  # fmt: skip
+             spent: dict[str, float], shown: Issued) -> str | None:  # fmt: skip
     """Why an offer is excluded for this member now, or None when it may be issued."""
     t = as_utc(at)
     if o.eligible_tiers and m.tier not in o.eligible_tiers:
@@ -137,7 +137,7 @@ def eligible(cat: Catalogue, o: Offer, m: MemberView, at: datetime, channel: str
     if o.budget is not None and o.budget - spent.get(o.offer_id, 0.0) < o.cost:
         return "budget"
     cap = cat.cap(o)
-    times = (shown if isinstance(shown, dict) else issued(shown)).get(o.offer_id, ())
+    times = shown.get(o.offer_id, ())
     if times and sum(x >= t - pd.Timedelta(days=cap.days) for x in times) >= cap.max:
         return "frequency_cap"
     return None

@@ -195,13 +195,11 @@ class Snapshot:
     member_pos: dict[str, int]
     offers: ix.IdIndex
     catalogue: Catalogue
-    category: pd.Series  # item_id -> category
-    category_of: dict[str, str]  # the same as a dict (the request path's lookups)
+    category_of: dict[str, str]  # item_id -> category
     feats: Rows  # the data layer's features by member
     attrs: Rows  # region, age_band by member
     history: History  # every member's purchases (item_id, ts)
-    popular: pd.Series  # item_id -> share of recent purchases, descending
-    popular_top: list[tuple[str, float]]  # its head as plain pairs (cold-start answers walk only this)
+    popular_top: list[tuple[str, float]]  # (item_id, share of recent purchases), the 2,000 most popular, descending
     scores: dict[str, Rows | None]  # batch scores by member (None: no champion or no current score file)
     versions: dict[str, int | None]
 
@@ -289,8 +287,8 @@ def load_snapshot(dataset: str, cfg: dict, erased: set[str]) -> Snapshot:
         item_mat=item_mat, vectors=vectors, vec_rows=rows,
         items=it, members=mem,
         member_pos=rows if mem.ids is vectors.ids else mem.position(), offers=off, catalogue=catalogue,
-        category=category, category_of={str(k): str(v) for k, v in category.items()},
-        feats=feats, attrs=attrs, history=history, popular=popular,
+        category_of={str(k): str(v) for k, v in category.items()},
+        feats=feats, attrs=attrs, history=history,
         popular_top=[(str(i), float(v)) for i, v in popular.head(2000).items()],
         scores=scores, versions=versions,
     )  # fmt: skip

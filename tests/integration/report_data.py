@@ -7,18 +7,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tests.integration.synthetic_home import prepare_synthetic
+
 
 def make_report_dataset(home: Path, members: int = 300, seed: int = 3) -> pd.DataFrame:
     """Generate and prepare dataset 'syn' under `home` (TAILOR_HOME must point there); returns raw id -> pseudonym."""
-    from datasets.config import load
-    from datasets.prepare import prepare
     from datasets.pseudonym import load_key, pseudonymize_one
-    from datasets.settings import PrepareConfig
     from datasets.store import Dataset
-    from datasets.synthetic import run_generate
 
-    run_generate(members, seed=seed, out=home / "raw", overrides=["events_per_member=30"])
-    prepare("canonical", home / "raw", load(PrepareConfig, "prepare"), dataset="syn")
+    prepare_synthetic(home, members, seed=seed)
     raw = pd.read_parquet(home / "raw" / "members.parquet", columns=["member_id"])["member_id"].astype(str)
     ns = Dataset("syn").manifest["id_namespace"]
     key = load_key()

@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.integration.synthetic_home import prepare_synthetic
+
 QUICK = [
     "horizons.churn=60",
     "n_train_cutoffs=2",
@@ -24,13 +26,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         mp.setenv("TAILOR_HOME", str(home))
         mp.setenv("TAILOR_PSEUDONYM_KEY", "k")
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        from datasets.config import load
-        from datasets.prepare import prepare
-        from datasets.settings import PrepareConfig
-        from datasets.synthetic import run_generate
-
-        run_generate(1500, seed=3, out=home / "raw", overrides=["events_per_member=30"])
-        prepare("canonical", home / "raw", load(PrepareConfig, "prepare"), dataset="syn")
+        prepare_synthetic(home, 1500)
     return home
 
 

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.integration.postgres import PostgresServer, find_bin_dir
+from tests.integration.synthetic_home import prepare_synthetic
 
 REPO = Path(__file__).parents[2]
 WORKERS, PER_WORKER = 2, 3
@@ -45,13 +46,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TAILOR_HOME", str(home))
         mp.setenv("TAILOR_PSEUDONYM_KEY", "k")
-        from datasets.config import load
-        from datasets.prepare import prepare
-        from datasets.settings import PrepareConfig
-        from datasets.synthetic import run_generate
-
-        run_generate(800, seed=3, out=home / "raw", overrides=["events_per_member=30"])
-        prepare("canonical", home / "raw", load(PrepareConfig, "prepare"), dataset="syn")
+        prepare_synthetic(home, 800)
     return home
 
 

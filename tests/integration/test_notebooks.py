@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.synthetic_home import prepare_synthetic
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
@@ -20,14 +22,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         mp.setenv("TAILOR_HOME", str(home))
         mp.setenv("TAILOR_PSEUDONYM_KEY", "k")
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-        from datasets.config import load
-        from datasets.prepare import prepare
-        from datasets.settings import PrepareConfig
-        from datasets.synthetic import run_generate
         from training.cli import main
 
-        run_generate(800, seed=5, out=home / "raw", overrides=["events_per_member=25"])
-        prepare("canonical", home / "raw", load(PrepareConfig, "prepare"), dataset="syn")
+        prepare_synthetic(home, 800, seed=5, events_per_member=25)
         for _ in range(2):  # two runs: "against earlier runs" has something to draw
             assert main(["train", "churn", "--dataset", "syn", "--set", *QUICK]) == 0
     return home

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.synthetic_home import prepare_synthetic
+
 QUICK = ["horizons.churn=60", "n_train_cutoffs=2", "net.max_epochs=15", "net.patience=4"]
 QUICK += ["lightgbm.num_leaves=[7]", "lightgbm.min_child_samples=[20]"]
 
@@ -14,16 +16,11 @@ def test_overview_with_a_champion(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("TAILOR_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TAILOR_PSEUDONYM_KEY", "k")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    from datasets.config import load
-    from datasets.prepare import prepare
-    from datasets.settings import PrepareConfig
-    from datasets.synthetic import run_generate
     from serving.report import overview_html
     from training.cli import main
     from training.registry import promote
 
-    run_generate(1500, seed=3, out=tmp_path / "raw", overrides=["events_per_member=30"])
-    prepare("canonical", tmp_path / "raw", load(PrepareConfig, "prepare"), dataset="syn")
+    prepare_synthetic(tmp_path, 1500)
     assert main(["train", "churn", "--dataset", "syn", "--set", *QUICK]) == 0
     promote("churn", version=1, force=True, reason="report test")
     assert main(["score", "churn", "--dataset", "syn"]) == 0

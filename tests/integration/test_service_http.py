@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from serving.serve import free_port, serve_command, stop, wait_ready
+from tests.integration.synthetic_home import prepare_synthetic
 
 DATASET = "syn"
 PERSONA = ["train.epochs=1", "data.n_cutoffs=2", "data.stride_days=10", "model.dim=16", "train.batch_size=128"]
@@ -54,18 +55,13 @@ def svc(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
-        from datasets.config import load
         from datasets.features import run_features
-        from datasets.prepare import prepare
-        from datasets.settings import PrepareConfig
-        from datasets.synthetic import run_generate
         from serving.auth import create_key
         from serving.index import build_indices
         from training.cli import main
         from training.registry import promote
 
-        run_generate(600, seed=3, out=home / "raw", overrides=["events_per_member=30", "catalog.items_per_category=20"])
-        prepare("canonical", home / "raw", load(PrepareConfig, "prepare"), dataset=DATASET)
+        prepare_synthetic(home, 600, overrides=["catalog.items_per_category=20"], dataset=DATASET)
         run_features(DATASET)
         assert main(["train", "persona", "--dataset", DATASET, "--set", *PERSONA]) == 0
         assert main(["train", "churn", "--dataset", DATASET, "--set", *CHURN]) == 0

@@ -17,7 +17,7 @@ def test_spend_is_a_running_total_that_erasure_does_not_refund(tmp_path: Path) -
     assert store.spent() == {"o1": 4.0, "o2": 1.5}
     assert store.erase("m_a") == {"events": 0, "impressions": 2}
     assert store.spent() == {"o1": 4.0, "o2": 1.5}  # committed money stays committed
-    assert len(store.impressions_since("m_b", at)) == 1 and store.impressions_since("m_a", at).empty
+    assert len(store.issued_since("m_b", at)) == 1 and store.issued_since("m_a", at) == []
     store.close()
     assert EventStore(tmp_path).spent() == {"o1": 4.0, "o2": 1.5}
 
