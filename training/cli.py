@@ -21,6 +21,17 @@ def _utc_time(text: str):
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def _positive_int(text: str) -> int:
+    """A whole number of at least 1 (a count or a size)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return n
+
+
 def _prepare(a: argparse.Namespace) -> int:
     from datasets.config import load
     from datasets.prepare import prepare
@@ -261,9 +272,9 @@ def _parser() -> argparse.ArgumentParser:
                          "or one family's scores")  # fmt: skip
     sp.add_argument("--dataset", required=True, help="prepared dataset name")
     sp.add_argument("--version", type=int, help="registered version of the family (default: the champion)")
-    sp.add_argument("--k", type=int, default=5, help="offers per member (members only)")
+    sp.add_argument("--k", type=_positive_int, default=5, help="offers per member (members only)")
     sp.add_argument("--at", type=_utc_time, help="time the offers' validity is checked at (default: now)")
-    sp.add_argument("--chunk", type=int, default=100_000, help="members per chunk (bounds memory)")
+    sp.add_argument("--chunk", type=_positive_int, default=100_000, help="members per chunk (bounds memory)")
 
     sp = cmd("demo", _demo, "the main job end to end on the embedded default")
     sp.add_argument("--source", default="completejourney", help="real source to run on (default completejourney)")

@@ -58,3 +58,6 @@ def test_score_names_bad_times_and_missing_models(tailor_home):
     assert res.returncode == 2 and "not an ISO time: 'yesterday'" in res.stderr
     res = tailor("score", "--dataset", "nope", "--version", "3", env=env)  # members use the champions
     assert res.returncode == 2 and "--version applies to" in res.stderr and "Traceback" not in res.stderr
+    for flag, value in (("--k", "0"), ("--chunk", "-5"), ("--chunk", "many")):
+        res = tailor("score", "--dataset", "nope", flag, value, env=env)
+        assert res.returncode == 2 and f"argument {flag}: must be a whole number of at least 1" in res.stderr
