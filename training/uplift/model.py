@@ -53,7 +53,7 @@ class UpliftNet(nn.Module):
 
     def set_scaler(self, x: np.ndarray) -> None:
         """Standardize inputs with the training rows' mean and spread (stored with the weights)."""
-        x = torch.as_tensor(np.asarray(x, np.float32))
+        x = torch.as_tensor(np.ascontiguousarray(x, np.float32))
         self.mean.copy_(x.mean(0))
         self.std.copy_(x.std(0).clamp_min(1e-6))
 
@@ -70,9 +70,12 @@ class UpliftNet(nn.Module):
 
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Calibrated expected outcome per (row, arm, outcome): probabilities, and spend in currency."""
+        """Calibrated expected outcome per (row, arm, outcome): probabilities, and spend in currency.
+
+        `x` may be any 2-d array (a reordered frame's `to_numpy()` can have negative strides, which torch refuses).
+        """
         self.eval()
-        logits, _ = self(torch.tensor(np.asarray(x, np.float32)))
+        logits, _ = self(torch.tensor(np.ascontiguousarray(x, np.float32)))
         calibrated = logits * self.temperature + self.shift
         mask = self.binary()
         out = torch.where(mask, torch.sigmoid(calibrated), torch.expm1(logits).clamp_min(0))
