@@ -1,18 +1,23 @@
 """`tailor prepare`: raw source -> validated, cleaned, pseudonymized canonical tables.
 
-Every row read is either kept or quarantined with a reason (the report checks the sum);
-validation errors stop the run before anything is written; appending a batch is
-idempotent by content and atomic.
+Every row read is either kept or quarantined with a reason. The report's figures are the rows
+actually written: after the staging folder is complete, its tables and quarantine files are
+counted again, and the run fails unless rows in = rows written to the tables + rows written to
+the quarantine (per reason) + rows of erased members (counted, never written).
+Validation errors stop the run before anything is written; appending a batch is idempotent by
+content and atomic.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from datasets import erasure, sources
@@ -60,6 +65,9 @@ def prepare(
     key = load_key()
     report: dict = {"dataset": target.name, "source": source, "batch": batch_id, "files": raw.files, "tables": {}}
     erased = erasure.erased_members()
+    # rows of earlier batches written again (stored rows less erased and replaced ones), per table and in the quarantine
+    carried: dict[str, int] = {}
+    carried_q: dict[str, Counter] = {t: Counter() for t in TABLES}
     with staged(target) as stage:
         quarantined: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
         if old is not None:
@@ -67,15 +75,18 @@ def prepare(
                 prev = erasure.drop(old.quarantine(t), erased)
                 if len(prev):
                     quarantined[t].append(prev)
+                    carried_q[t] = Counter(prev["reason"].astype(str))
         n_parts = old.manifest["n_partitions"] if old else max(1, -(-raw.events_rows_hint // cfg.rows_per_partition))
-        events_info = _events(raw, key, namespace, cfg, stage, old, n_parts, report, quarantined, erased)
-        members = _members(raw, key, namespace, cfg, old, events_info, report, quarantined, erased)
+        events_info = _events(raw, key, namespace, cfg, stage, old, n_parts, report, quarantined, erased, carried)
+        members = _members(raw, key, namespace, cfg, old, events_info, report, quarantined, erased, carried)
         write_table(stage, "members", members)
         for t in ("items", "offers", "exposures"):
-            write_table(stage, t, _small(t, getattr(raw, t), key, namespace, old, report, quarantined, erased))
+            frame = _small(t, getattr(raw, t), key, namespace, old, report, quarantined, erased, carried)
+            write_table(stage, t, frame)
         for t, frames in quarantined.items():
             if frames:
                 write_parquet(pd.concat(frames, ignore_index=True), stage / "quarantine" / f"{t}.parquet")
+        _check_written(stage, report, carried, carried_q)
         _check_conservation(report)
         batches = (old.manifest["batches"] if old else []) + [{"id": batch_id, "source": source, "files": raw.files}]
         write_json(stage / "report.json", report)
@@ -118,8 +129,14 @@ def _events(
     report: dict,
     quarantined: dict,
     erased: frozenset[str] | set[str] = frozenset(),
+    carried: dict[str, int] | None = None,
 ) -> dict:
-    """Clean event chunks into member-hash partitions; dedupe each partition; drop erased members' rows."""
+    """Clean event chunks into member-hash partitions; dedupe each partition; drop erased members' rows.
+
+    The batch's `kept` figure is the rows written to the parts less the stored rows written again.
+    """
+    carried = {} if carried is None else carried
+    carried["events"] = 0
     tmp = stage / "_tmp"
     counts = {"rows_in": 0, "kept": 0, "quarantined": {}}
     ts_min_ok = pd.Timestamp(cfg.ts_min, tz="UTC")
@@ -153,8 +170,9 @@ def _events(
     for p in tqdm(range(n_parts), desc="events: dedupe", unit="part", leave=False):
         frames = [pd.read_parquet(f) for f in sorted((tmp / f"p{p:05d}").glob("*.parquet"))]
         if old is not None and (old.path / "events" / f"part-{p:05d}.parquet").exists():
-            stored = pd.read_parquet(old.path / "events" / f"part-{p:05d}.parquet")
-            frames.insert(0, erasure.drop(stored, erased))
+            stored = erasure.drop(pd.read_parquet(old.path / "events" / f"part-{p:05d}.parquet"), erased)
+            frames.insert(0, stored)
+            carried["events"] += len(stored)  # deduped when stored: kept first, never a duplicate
         if not frames:
             continue
         df = pd.concat(frames, ignore_index=True)
@@ -174,7 +192,7 @@ def _events(
             hi.append(kept["ts"].max())
         tiers.append(kept.loc[kept["event_type"] == "purchase", ["member_id", "ts", "event_type", "amount"]])
     shutil.rmtree(tmp, ignore_errors=True)
-    counts["kept"] = counts["rows_in"] - sum(counts["quarantined"].values())
+    counts["kept"] = rows - carried["events"]  # written, not inferred: _check_conservation compares it with rows in
     report["tables"]["events"] = counts
     purchases = pd.concat(tiers, ignore_index=True) if tiers else empty("events")
     return {
@@ -212,10 +230,13 @@ def _members(
     report: dict,
     quarantined: dict,
     erased: frozenset[str] | set[str] = frozenset(),
+    carried: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """Members from the source plus every member seen in events; tiers derived if absent."""
     batch = _small("members", raw.members, key, ns, None, report, quarantined, erased)
     stored = erasure.drop(old.table("members"), erased) if old is not None else None
+    if carried is not None:  # stored members the batch does not replace
+        carried["members"] = 0 if stored is None else int((~stored["member_id"].isin(batch["member_id"])).sum())
     base = pd.concat([stored, batch], ignore_index=True) if stored is not None else batch
     base = base.drop_duplicates("member_id", keep="last")
     seen = ev["first_seen"]
@@ -246,13 +267,14 @@ def _small(
     report: dict,
     quarantined: dict,
     erased: frozenset[str] | set[str] = frozenset(),
+    carried: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """Clean a small table: missing ids, duplicate keys or rows, non-positive prices."""
     spec = TABLES[table]
     if frame is None or len(frame) == 0:
         report["tables"][table] = {"rows_in": 0, "kept": 0, "quarantined": {}}
         out = empty(table)
-        return _merge_old(table, out, old, erased)
+        return _merge_old(table, out, old, erased, carried)
     frame = frame.copy()
     if q.SOURCE_FILE not in frame.columns:
         frame[q.SOURCE_FILE], frame[q.SOURCE_ROW] = "", np.arange(len(frame))
@@ -280,15 +302,28 @@ def _small(
     if len(bad):
         quarantined[table].append(q.to_side_table(table, bad, spec.names))
     out = conform(table, kept, file=",".join(sorted(set(frame[q.SOURCE_FILE].astype(str))))).reset_index(drop=True)
-    return _merge_old(table, out, old, erased)
+    return _merge_old(table, out, old, erased, carried)
 
 
 def _merge_old(
-    table: str, new: pd.DataFrame, old: Dataset | None, erased: frozenset[str] | set[str] = frozenset()
+    table: str,
+    new: pd.DataFrame,
+    old: Dataset | None,
+    erased: frozenset[str] | set[str] = frozenset(),
+    carried: dict[str, int] | None = None,
 ) -> pd.DataFrame:
-    """Upsert a batch into the stored table: keyed rows are replaced, others appended once; erased members go."""
+    """Upsert a batch into the stored table: keyed rows are replaced, others appended once; erased members go.
+
+    `carried[table]` gets the stored rows that stay: all of them, less those whose key the batch replaces
+    (rows equal to a stored one were quarantined as duplicates before).
+    """
+    if carried is not None:
+        carried[table] = 0
     if old is not None:
         prev = erasure.drop(old.table(table), erased)
+        if carried is not None:
+            key = list(TABLES[table].key)
+            carried[table] = int((~prev[key[0]].isin(new[key[0]])).sum()) if key else len(prev)
         if len(prev):
             both = pd.concat([prev, new], ignore_index=True)
             key = list(TABLES[table].key) or [c for c in TABLES[table].names if c in both.columns]
@@ -308,6 +343,35 @@ def _mark_erased(frame: pd.DataFrame, erased: frozenset[str] | set[str]) -> None
 def _add(total: dict[str, int], more: dict[str, int]) -> None:
     for k, v in more.items():
         total[k] = total.get(k, 0) + v
+
+
+def _rows_written(stage: Path, table: str) -> int:
+    """Rows in the staged table's Parquet file(s), from their footers."""
+    paths = sorted((stage / "events").glob("part-*.parquet")) if table == "events" else [stage / f"{table}.parquet"]
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in paths if p.exists())
+
+
+def _check_written(stage: Path, report: dict, carried: dict[str, int], carried_q: dict[str, Counter]) -> None:
+    """The report's figures are what the staging folder holds: fail loudly on any row counted but not written.
+
+    For each table, the rows in its file(s) less the stored rows written again (and less the members derived
+    from events) must equal `kept`; the quarantine file's rows per reason, less the stored quarantine, must
+    equal `quarantined`, except `erased` rows, which are counted and never written anywhere.
+    """
+    problems = []
+    for table, c in report["tables"].items():
+        kept = _rows_written(stage, table) - carried.get(table, 0) - c.get("derived_from_events", 0)
+        side = stage / "quarantine" / f"{table}.parquet"
+        reasons = Counter(pd.read_parquet(side, columns=["reason"])["reason"].astype(str) if side.exists() else [])
+        reasons.subtract(carried_q.get(table, Counter()))
+        written_q = {k: v for k, v in reasons.items() if v}
+        counted_q = {k: v for k, v in c["quarantined"].items() if k != erasure.REASON and v}
+        if kept != c["kept"]:
+            problems.append(f"{table}: {c['kept']} rows counted as kept but {kept} written")
+        if written_q != counted_q:
+            problems.append(f"{table}: quarantine counted {counted_q} but written {written_q}")
+    if problems:
+        raise AssertionError("row accounting broken (a bug): " + "; ".join(problems))
 
 
 def _check_conservation(report: dict) -> None:

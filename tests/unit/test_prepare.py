@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -64,19 +65,29 @@ def test_each_dirty_kind_is_quarantined_with_its_reason(tailor_home, prepare_cfg
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(["clean", *DIRTY, "dup"]), min_size=1, max_size=40))
 def test_quarantine_conserves_rows(tailor_home, prepare_cfg, tmp_path, kinds):
+    """Every row read is in the kept table or in the quarantine file with its reason: counted in the files."""
     rows: list[list[str]] = []
+    reasons: list[str | None] = []  # what each row must become, worked out here (None: kept)
     for i, kind in enumerate(kinds):
         if kind == "dup" and rows:
-            rows.append(rows[-1])
+            rows.append(rows[-1])  # a copy of a dirty row keeps that row's reason; of a clean row, it is a duplicate
+            reasons.append(reasons[-1] if reasons[-1] not in (None, "duplicate") else "duplicate")
         elif kind in DIRTY:
             rows.append(DIRTY[kind])
+            reasons.append(kind)
         else:
             rows.append(row(CustomerID=str(13000 + i % 7), StockCode=f"3{i:04d}"))
+            reasons.append(None)
     report = prepare("online_retail", write_retail(tmp_path / "p.csv.gz", rows), prepare_cfg, dataset="p")
+    ds = Dataset("p")
+    kept, side = ds.table("events"), ds.quarantine("events").reindex(columns=["reason", "source_row"])
+    expected = Counter(r for r in reasons if r is not None)
+    assert len(kept) == reasons.count(None)
+    assert Counter(side["reason"]) == expected
+    assert sorted(side["source_row"]) == [i for i, r in enumerate(reasons) if r is not None]
+    assert len(kept) + len(side) == len(rows)  # written rows, not the report's arithmetic
     ev = report["tables"]["events"]
-    assert ev["rows_in"] == len(rows) == ev["kept"] + sum(ev["quarantined"].values())
-    kept = Dataset("p").table("events")
-    assert len(kept) == ev["kept"]
+    assert ev["rows_in"] == len(rows) and ev["kept"] == len(kept) and ev["quarantined"] == dict(expected)
     assert not kept.duplicated().any()
     assert (kept["amount"] > 0).all() and kept["member_id"].notna().all()
 
