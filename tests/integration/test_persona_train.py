@@ -1,4 +1,5 @@
-"""Persona end to end on planted tastes: it must beat popularity; train logs, registers, and loads."""
+"""Persona end to end on planted tastes: it must beat popularity and category popularity; train logs, registers,
+and loads."""
 
 from __future__ import annotations
 
@@ -11,21 +12,29 @@ import pytest
 N_CATS, PER_CAT, N_MEMBERS = 4, 25, 400
 
 
-def planted(folder: Path, seed: int = 0) -> Path:
-    """Canonical files: each member buys only from one favourite category, items within it uniformly."""
+def planted(folder: Path, seed: int = 0, per_cat: int = PER_CAT, styles: int = 1, in_style: float = 0.9) -> Path:
+    """Canonical files: each member buys only from one favourite category (m % N_CATS), items within it uniformly.
+
+    With `styles` > 1 a category's items form `styles` equal blocks and each member also has a favourite block
+    ((m // N_CATS) % styles): a share `in_style` of their purchases come from it, the rest from the whole category.
+    """
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
-    ids = [(c, k) for c in range(N_CATS) for k in range(PER_CAT)]
+    ids = [(c, k) for c in range(N_CATS) for k in range(per_cat)]
     items = pd.DataFrame({"item_id": [f"c{c}-{k}" for c, k in ids], "category": [f"cat{c}" for c, _ in ids]})
     items["price"] = 10.0
     rows = []
     start = pd.Timestamp("2024-01-01", tz="UTC")
+    width = per_cat // styles
     for m in range(N_MEMBERS):
-        fav = m % N_CATS
+        fav, style = m % N_CATS, (m // N_CATS) % styles
         for _ in range(rng.integers(8, 20)):
             day = int(rng.integers(0, 180))
-            item = f"c{fav}-{rng.integers(0, PER_CAT)}"
-            rows.append((f"M{m}", start + pd.Timedelta(days=day, hours=int(rng.integers(8, 20))), item))
+            if styles > 1 and rng.random() < in_style:
+                k = style * width + rng.integers(0, width)
+            else:
+                k = rng.integers(0, per_cat)
+            rows.append((f"M{m}", start + pd.Timedelta(days=day, hours=int(rng.integers(8, 20))), f"c{fav}-{k}"))
     ev = pd.DataFrame(rows, columns=["member_id", "ts", "item_id"]).assign(event_type="purchase", quantity=1.0,
                                                                            amount=10.0)  # fmt: skip
     ev.to_csv(folder / "events.csv", index=False)
@@ -47,11 +56,51 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(home)
 
 
+@pytest.fixture(scope="module")
+def styled(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Planted tastes with a favourite style (a block of 10 of the category's 40 items) per member."""
+    home = tmp_path_factory.mktemp("styled")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TAILOR_HOME", str(home))
+        mp.setenv("TAILOR_PSEUDONYM_KEY", "k")
+        from datasets.config import load
+        from datasets.prepare import prepare
+        from datasets.settings import PrepareConfig
+
+        raw = planted(home / "raw", per_cat=40, styles=4)
+        prepare("canonical", raw, load(PrepareConfig, "prepare"), dataset="styled")
+    return str(home)
+
+
 QUICK = ["train.epochs=6", "data.n_cutoffs=6", "data.stride_days=10", "model.dim=16", "train.batch_size=128"]
 
 
-def test_persona_beats_popularity_on_planted_tastes(dataset, monkeypatch):
-    monkeypatch.setenv("TAILOR_HOME", dataset)
+class CategoryPopularity:
+    """Popularity within each member's favourite category (most purchases before the cutoff), then the rest."""
+
+    def __init__(self, inter, category: np.ndarray) -> None:
+        from training.baselines import Popularity
+
+        self.pop, self.category = Popularity().fit(inter).pop, category
+        bought = np.zeros((inter.n_members, category.max() + 1))
+        c = inter.counts.tocoo()
+        np.add.at(bought, (c.row, category[c.col]), c.data)
+        self.favourite = bought.argmax(1)
+
+    def score(self, member_idx: np.ndarray) -> np.ndarray:
+        return self.pop + (self.category == self.favourite[member_idx, None]) * (self.pop.max() + 1)
+
+
+def test_persona_beats_popularity_on_planted_tastes(styled, monkeypatch):
+    """Persona learns each member's style inside the category: it must beat category popularity, not only popularity.
+
+    NDCG@10 ratios measured on data seeds 0-2 x training seeds 0-1 (this fit: data 0, training 0):
+    persona / category popularity 3.5-5.1 (new), 2.9-3.6 (all); persona / popularity 13.7-32 (new), 11.3-14.6
+    (all). Each member scored with another member's scores: 0.20-0.37 x category popularity, 0.8-2.4 x
+    popularity. (On the first `planted` data, one taste per category, category popularity is all there is to
+    learn: persona measured 1.1 x it, 7.3 x / 4.6 x popularity.)
+    """
+    monkeypatch.setenv("TAILOR_HOME", styled)
     from datasets.config import load
     from datasets.store import Dataset
     from training.baselines import Popularity
@@ -60,23 +109,27 @@ def test_persona_beats_popularity_on_planted_tastes(dataset, monkeypatch):
     from training.persona.config import PersonaConfig
     from training.persona.fit import Scorer, fit, task_catalogue
 
-    cfg = load(PersonaConfig, "persona", ["dataset=planted", *QUICK])
-    ds = Dataset("planted")
+    cfg = load(PersonaConfig, "persona", ["dataset=styled", *QUICK, "train.epochs=8", "train.lr=0.01"])
+    ds = Dataset("styled")
     _, test = protocol(ds, 28, 28)
     cat = task_catalogue(ds, test.train, cfg)
     module, _ = fit(test.train, cat, cfg, cfg.train.epochs, 28)
     persona = evaluate_ranking(Scorer(module.net, test.train, cat, cfg.data.max_len), test, 10)
     pop = evaluate_ranking(Popularity().fit(test.train), test, 10)
-    assert persona["new/ndcg@10"] > 1.5 * pop["new/ndcg@10"], (persona, pop)
-    assert persona["all/ndcg@10"] > 1.5 * pop["all/ndcg@10"], (persona, pop)
+    by_category = evaluate_ranking(CategoryPopularity(test.train, cat.category), test, 10)
+    for view in ("new", "all"):
+        key = f"{view}/ndcg@10"
+        figures = (view, persona[key], pop[key], by_category[key])
+        assert persona[key] > 2 * by_category[key], figures
+        assert persona[key] > 8 * pop[key], figures
 
 
 def test_train_logs_registers_and_the_pyfunc_gives_vectors(dataset, monkeypatch, capsys):
     monkeypatch.setenv("TAILOR_HOME", dataset)
     import mlflow
 
+    from tailor.cli import main
     from training import tracking
-    from training.cli import main
 
     assert main(["train", "persona", "--dataset", "planted", "--set", *QUICK[1:], "train.epochs=1"]) == 0
     out = capsys.readouterr().out
