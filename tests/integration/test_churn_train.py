@@ -30,10 +30,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def test_train_beats_chance_registers_and_scores(home: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_train_beats_recency_and_bgnbd_registers_and_scores(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     monkeypatch.setenv("TAILOR_HOME", str(home))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    from training.cli import main
+    from tailor.cli import main
     from training.tracking import client
 
     assert main(["train", "churn", "--dataset", "syn", "--set", *QUICK]) == 0
@@ -43,9 +45,13 @@ def test_train_beats_chance_registers_and_scores(home: Path, monkeypatch: pytest
     mv = c.get_model_version("churn", "1")
     run = c.get_run(mv.run_id)
     m = run.data.metrics
-    assert m["test/auroc"] > 0.6, m  # planted hazard: activity drives churn
+    assert {"baseline/lightgbm/test/auroc", "baseline/recency/test/auroc", "baseline/bgnbd/test/auroc"} <= set(m)
+    # planted hazard: activity drives churn. AUROC measured on data seeds 3-5 x training seeds 0-1: net 0.745-0.786,
+    # 0.12-0.16 above recency and 0.08-0.14 above BG/NBD (this run: 0.773, recency 0.616, BG/NBD 0.671)
+    auroc, recency, bgnbd = m["test/auroc"], m["baseline/recency/test/auroc"], m["baseline/bgnbd/test/auroc"]
+    figures = {"net": auroc, "recency": recency, "bgnbd": bgnbd}
+    assert auroc > 0.7 and auroc > recency + 0.08 and auroc > bgnbd + 0.05, figures
     assert m["test/ece"] < 0.1
-    assert {"baseline/lightgbm/test/auroc", "baseline/recency/test/auroc"} <= set(m)
     arts = {a.path for a in c.list_artifacts(run.info.run_id, "plots")}
     assert {"plots/roc.png", "plots/calibration.png", "plots/importance_net.png"} <= arts
     assert main(["score", "churn", "--dataset", "syn", "--version", "1"]) == 0
@@ -57,7 +63,7 @@ def test_train_beats_chance_registers_and_scores(home: Path, monkeypatch: pytest
 def test_score_without_a_model_and_single_class_are_clear_errors(home, monkeypatch, capsys) -> None:
     monkeypatch.setenv("TAILOR_HOME", str(home))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    from training.cli import main
+    from tailor.cli import main
 
     assert main(["score", "propensity", "--dataset", "syn"]) == 2
     assert "no propensity model" in capsys.readouterr().err
@@ -78,7 +84,7 @@ def test_dataset_without_purchases_is_refused(tailor_home: Path, prepare_cfg, tm
         }
     ).to_csv(raw / "events.csv", index=False)
     from datasets.prepare import prepare
-    from training.cli import main
+    from tailor.cli import main
 
     prepare("canonical", raw, prepare_cfg, dataset="views")
     assert main(["evaluate", "churn", "--dataset", "views"]) == 2
