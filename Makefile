@@ -20,26 +20,36 @@ demo: install
 	$(BIN)/tailor demo
 
 # The report and UI tests drive the distribution's headless Chromium (CJK font for the zh-CN report).
+# Fails when it is missing and cannot be installed (needs apt and root): the test targets require it.
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  (apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) || \
-	  echo "warning: could not install chromium (needs apt and root): the browser tests will be skipped"
+	  { echo "error: chromium is missing and could not be installed (needs apt and root)" >&2; exit 1; }
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "error: chromium is still not on PATH after installing it" >&2; exit 1; }
 
 # The distributed-sweep test starts its own throwaway server from the distribution's PostgreSQL binaries.
+# Fails when they are missing and cannot be installed (needs apt and root).
+PG_FOUND := ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1
 postgres:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	@$(PG_FOUND) || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) || \
-	  echo "warning: could not install postgresql (needs apt and root): the distributed sweep tests will be skipped"
+	  { echo "error: postgresql is missing and could not be installed (needs apt and root)" >&2; exit 1; }
+	@$(PG_FOUND) || { echo "error: pg_ctl is still missing after installing postgresql" >&2; exit 1; }
+
+# The test targets require every component their tests use: without one, pytest stops at its start (tests/conftest.py)
+# and the tests that need it fail instead of skipping. `make test REQUIRE=` relaxes that to skipping.
+REQUIRE ?= TAILOR_REQUIRE_BROWSER=1 TAILOR_REQUIRE_POSTGRES=1
 
 test: install browser postgres
-	$(BIN)/python -m pytest -q -n 2
+	$(REQUIRE) $(BIN)/python -m pytest -q -n 2
 
 # The slow-marked tests (Lightning DDP on two CPU ranks); CI runs them after `make test`.
 test-slow: install browser postgres
-	$(BIN)/python -m pytest -q -n 2 -m slow
+	$(REQUIRE) $(BIN)/python -m pytest -q -n 2 -m slow
 
 test-all: install browser postgres
-	$(BIN)/python -m pytest -q -n 2 -m ''
+	$(REQUIRE) $(BIN)/python -m pytest -q -n 2 -m ''
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,4 +1,8 @@
-"""Shared fixtures: an isolated TAILOR_HOME per test, the prepare config, fixture paths."""
+"""Shared fixtures: an isolated TAILOR_HOME per test, the prepare config, fixture paths.
+
+At the session's start, a component that a switch requires (TAILOR_REQUIRE_BROWSER, TAILOR_REQUIRE_POSTGRES;
+`make test` sets both) but that is not installed stops the run with one clear error (tests/components.py).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,13 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from tests.components import missing_required
+
+    if problems := missing_required():
+        raise pytest.UsageError("required test components are missing:\n  " + "\n  ".join(problems))
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.components import chromium
+
 CHART_JS = """JSON.stringify({
   charts: [...document.querySelectorAll('svg.chart')].map(e => {
     const r = e.getBoundingClientRect();
@@ -34,10 +35,6 @@ CHART_JS = """JSON.stringify({
   height: document.documentElement.scrollHeight,
   text: document.body.innerText
 })"""
-
-
-def chromium_binary() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 class _Session:
@@ -111,7 +108,7 @@ async def _inspect(ws_url: str, url: str, png: Path, width: int) -> dict:
 @contextmanager
 def devtools() -> Iterator[str]:
     """Start headless Chromium with a throwaway profile; yield its DevTools websocket URL; stop it after."""
-    binary = chromium_binary()
+    binary = chromium()
     if binary is None:
         raise FileNotFoundError("chromium not found: apt-get install -y chromium")
     # Chromium's helper processes may still write to the profile for a moment after the browser exits

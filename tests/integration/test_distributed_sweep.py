@@ -1,26 +1,30 @@
 """Distributed sweep: worker processes share one Optuna study on a real PostgreSQL server, MLflow on the same server.
 
-The server is the distribution's PostgreSQL (installed by `make postgres`, or by the fixture as root with apt),
-started in a temporary folder on a free port. Two `tailor sweep` processes start at once on an empty Optuna
-database (racing on its tables and on creating the study), so every trial must be recorded once, trial 0 must be
-the base config, and the MLflow runs (one parent, one nested run per trial) must match Optuna's trials. Then a
-third worker is killed in the middle of a trial: the next worker fails it for want of a heartbeat, marks its MLflow
-run failed and retries its params, and `--total-trials` stops the study at the requested size.
+The server is the distribution's PostgreSQL (installed by `make postgres`), started by pytest-postgresql's executor in
+a temporary folder on a free port; without it the tests skip, or fail under TAILOR_REQUIRE_POSTGRES=1 (`make test`).
+Two `tailor sweep` processes start at once on an empty Optuna database (racing on its tables and on creating the
+study), so every trial must be recorded once, trial 0 must be the base config, and the MLflow runs (one parent, one
+nested run per trial) must match Optuna's trials. Then a third worker is killed in the middle of a trial: the next
+worker fails it for want of a heartbeat, marks its MLflow run failed and retries its params, and `--total-trials`
+stops the study at the requested size.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.integration.postgres import PostgresServer, find_bin_dir
+from tests.components import need
 from tests.integration.synthetic_home import prepare_synthetic
 
 REPO = Path(__file__).parents[2]
@@ -30,14 +34,52 @@ STATE = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
 
 
 @pytest.fixture(scope="module")
-def pg():
+def pg() -> Iterator[Callable[[str], str]]:
+    """A throwaway PostgreSQL server; yields `database(name) -> URL`, which creates an empty database.
+
+    pytest-postgresql's executor runs the system's pg_ctl (initdb, start, stop, version check) with trust
+    authentication on 127.0.0.1. initdb and the server refuse to run as root, so as root (CI) pg_ctl runs as the
+    `postgres` user through a two-line wrapper, in a folder that user owns (pytest's own temporary folders are
+    private to root).
+    """
+    from port_for import get_port
+    from pytest_postgresql.executors import PostgreSQLExecutor
+    from pytest_postgresql.janitor import DatabaseJanitor
+
+    pg_ctl = need("postgres")
     t0 = time.perf_counter()
-    bin_dir, why = find_bin_dir(install=True)
-    if bin_dir is None:
-        pytest.skip(why)
-    with PostgresServer(bin_dir) as server:
-        print(f"\nPostgreSQL ({why}) up on port {server.port} in {time.perf_counter() - t0:.1f} s")
-        yield server
+    root = Path(tempfile.mkdtemp(prefix="tailor-pg-"))
+    run = root / "run"
+    run.mkdir()
+    executable = pg_ctl
+    if os.geteuid() == 0:
+        executable = str(root / "pg_ctl")
+        Path(executable).write_text(f'#!/bin/sh\nexec runuser -u postgres -- "{pg_ctl}" "$@"\n')
+        os.chmod(executable, 0o755)
+        root.chmod(0o755)
+        shutil.chown(run, "postgres", "postgres")
+    server = PostgreSQLExecutor(
+        executable=executable,
+        host="127.0.0.1",
+        port=get_port(None),
+        dbname="tailor",
+        datadir=str(run / "data"),
+        unixsocketdir=str(run),
+        logfile=str(run / "server.log"),
+        startparams="-w",
+    )
+
+    def database(name: str) -> str:
+        DatabaseJanitor(user=server.user, host=server.host, port=server.port, dbname=name).init()
+        return f"postgresql://{server.user}@{server.host}:{server.port}/{name}"
+
+    try:
+        with server:
+            up = time.perf_counter() - t0
+            print(f"\nPostgreSQL {server.version} ({pg_ctl}) up on port {server.port} in {up:.1f} s")
+            yield database
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +108,7 @@ def test_workers_share_a_postgres_study_and_mlflow_store(pg, home: Path, tmp_pat
     from training.outcomes.config import OutcomeConfig
     from training.sweep import SweepConfig, default_params, run_sweep
 
-    optuna_url, mlflow_url = pg.create_database("optuna"), pg.create_database("mlflow")
+    optuna_url, mlflow_url = pg("optuna"), pg("mlflow")
     MlflowClient(mlflow_url).search_experiments()  # MLflow's schema, once (as `mlflow db upgrade URL` does)
     space = _space(tmp_path)
     env = {**os.environ, "TAILOR_HOME": str(home), "TAILOR_PSEUDONYM_KEY": "k", "MLFLOW_TRACKING_URI": mlflow_url}
@@ -188,7 +230,7 @@ def test_workers_starting_together_on_an_empty_database_create_one_study(pg, tmp
 
     import training.sweep  # noqa: F401  (imported once, before the fork)
 
-    url = pg.create_database("optuna_race")
+    url = pg("optuna_race")
     ctx = mp.get_context("fork")
     barrier, out = ctx.Barrier(4), ctx.Queue()
     procs = [ctx.Process(target=_open, args=(url, str(_space(tmp_path)), barrier, out)) for _ in range(4)]

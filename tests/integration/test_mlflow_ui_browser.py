@@ -25,12 +25,10 @@ import aiohttp
 import pytest
 
 from serving.serve import free_port
-from tests.integration.cdp import _Session, chromium_binary, devtools
+from tests.components import need
+from tests.integration.cdp import _Session, devtools
 
-if chromium_binary() is None:
-    if os.environ.get("TAILOR_REQUIRE_BROWSER"):
-        raise RuntimeError("chromium is required (apt-get install -y chromium)")
-    pytest.skip("chromium not installed (apt-get install -y chromium)", allow_module_level=True)
+need("browser", module=True)  # skips without Chromium; fails instead under TAILOR_REQUIRE_BROWSER=1 (make test)
 
 RUNS = [  # name, params, metrics: every value must show on the comparison page
     ("ember-fox", {"variant": "ember", "lr": "0.003"}, {"ndcg_at_20": 0.625}),

