@@ -60,11 +60,14 @@ def prepare(
     batch_id = content_hash(raw.paths)
     if old is not None and any(b["id"] == batch_id for b in old.manifest["batches"]):
         log.info("batch %s already loaded into %s: nothing added", batch_id[:12], target.name)
-        return {"dataset": target.name, "status": "already_loaded", "batch": batch_id}
+        out = {"dataset": target.name, "status": "already_loaded", "batch": batch_id}
+        if old.erased:  # members erased since: their rows leave the stored tables now, batch or no batch
+            out["erasure"] = erasure.apply_erasure(target)
+        return out
     namespace = old.manifest["id_namespace"] if old else raw.id_namespace
     key = load_key()
     report: dict = {"dataset": target.name, "source": source, "batch": batch_id, "files": raw.files, "tables": {}}
-    erased = erasure.erased_members()
+    erased = erasure.tombstones_of(target)
     # rows of earlier batches written again (stored rows less erased and replaced ones), per table and in the quarantine
     carried: dict[str, int] = {}
     carried_q: dict[str, Counter] = {t: Counter() for t in TABLES}
@@ -103,10 +106,12 @@ def prepare(
             "ts_max": events_info["ts_max"],
             "rows": {t: int(r) for t, r in events_info["rows"].items()},
         }
+        if erased:
+            manifest["erasure"] = erasure.stamp(erased)
         manifest["fingerprint"] = fingerprint(stage)
         write_json(stage / "manifest.json", manifest)
     ev = report["tables"]["events"]
-    log.info(
+    log.debug(  # the caller prints the whole report
         "prepared %s from %s: events %d in, %d kept, %d quarantined; fingerprint %s",
         target.name,
         source,

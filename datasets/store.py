@@ -7,16 +7,24 @@ Layout of TAILOR_HOME/data/<dataset>/:
   report.json manifest.json
 A new version is built in a staging folder and swapped in whole, so a failed run leaves
 the dataset exactly as it was.
+
+Erased members never reach a reader: when tombstones exist that the dataset's files were not
+cleaned against yet (a member erased after the last `prepare` or `tailor erase --apply`),
+`Dataset` leaves their rows out of every table, event part and quarantine it returns, and logs
+how many rows it left out (datasets/erasure.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +32,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from datasets import erasure
 from datasets.paths import data_dir
 from datasets.schema import TABLE_NAMES, arrow_schema, empty
 
+log = logging.getLogger(__name__)
 SMALL_TABLES = tuple(t for t in TABLE_NAMES if t != "events")
+_CLEAN_PARTS: dict[tuple[str, int, str], Path] = {}  # (part, mtime, tombstones digest) -> its copy without them
+_CLEAN_DIR: list[tempfile.TemporaryDirectory] = []  # one per process, removed at exit
+_LEFT_OUT = "%s/%s: left out %d rows of erased members (in the files until `tailor erase --apply --dataset %s`)"
 
 
 def write_parquet(frame: pd.DataFrame, path: Path, schema: pa.Schema | None = None) -> None:
@@ -67,20 +80,61 @@ class Dataset:
     def name(self) -> str:
         return self.manifest["dataset"]
 
+    @cached_property
+    def erased(self) -> frozenset[str]:
+        """Erased members whose rows the files may still hold (empty once cleaned against every tombstone)."""
+        tombstones = erasure.tombstones_of(self.path)
+        return frozenset(tombstones) if erasure.pending(self.manifest, tombstones) else frozenset()
+
     def table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """A small table, or all events (use `event_parts` to stream large ones)."""
+        """A small table, or all events (use `event_parts` to stream large ones); never an erased member's row."""
         if name == "events":
             parts = [pd.read_parquet(p, columns=columns) for p in self.event_parts()]
             return pd.concat(parts, ignore_index=True) if parts else empty("events")
         path = self.path / f"{name}.parquet"
-        return pd.read_parquet(path, columns=columns) if path.exists() else empty(name)
+        return self._read(path, name, columns) if path.exists() else empty(name)
 
     def event_parts(self) -> list[Path]:
-        return sorted((self.path / "events").glob("part-*.parquet"))
+        """The event parts; a part holding an erased member's rows is replaced by a temporary copy without them."""
+        parts = sorted((self.path / "events").glob("part-*.parquet"))
+        if not self.erased:
+            return parts
+        n = int(self.manifest.get("n_partitions") or 0)
+        ids = pd.Series(sorted(self.erased))
+        suspects = set(partition_of(ids, n)) if n and ids.str.fullmatch(r"m_[0-9a-f]{7,}").all() else None
+        return [p if suspects is not None and int(p.stem[5:]) not in suspects else self._clean_part(p) for p in parts]
 
     def quarantine(self, table: str) -> pd.DataFrame:
         path = self.path / "quarantine" / f"{table}.parquet"
-        return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+        return self._read(path, f"quarantine/{table}") if path.exists() else pd.DataFrame()
+
+    def _read(self, path: Path, what: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Read a Parquet table, leaving out erased members' rows (logged)."""
+        if not self.erased or "member_id" not in pq.read_schema(path).names:
+            return pd.read_parquet(path, columns=columns)
+        wanted = None if columns is None else list(dict.fromkeys([*columns, "member_id"]))
+        frame = pd.read_parquet(path, columns=wanted)
+        hit = erasure.mask(frame, self.erased)
+        if hit.any():
+            log.warning(_LEFT_OUT, self.name, what, hit.sum(), self.name)
+            frame = frame.loc[~hit].reset_index(drop=True)
+        return frame if columns is None else frame[columns]
+
+    def _clean_part(self, part: Path) -> Path:
+        """`part`, or when it holds erased members' rows, a copy without them (made once per process)."""
+        key = (str(part.resolve()), part.stat().st_mtime_ns, erasure.digest(self.erased))
+        if key not in _CLEAN_PARTS:
+            n = erasure.rows_of(part, self.erased)
+            if n == 0:
+                _CLEAN_PARTS[key] = part
+            else:
+                if not _CLEAN_DIR:
+                    _CLEAN_DIR.append(tempfile.TemporaryDirectory(prefix="tailor-erased-"))
+                copy = Path(_CLEAN_DIR[0].name) / f"{len(_CLEAN_PARTS):06d}-{part.name}"
+                erasure.write_without(part, copy, self.erased)
+                log.warning(_LEFT_OUT, self.name, f"events/{part.name}", n, self.name)
+                _CLEAN_PARTS[key] = copy
+        return _CLEAN_PARTS[key]
 
     def report(self) -> dict:
         return json.loads((self.path / "report.json").read_text())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
 from collections import Counter
 from pathlib import Path
 
@@ -15,25 +13,7 @@ from hypothesis import strategies as st
 from datasets.errors import DataValidationError
 from datasets.prepare import prepare
 from datasets.store import Dataset
-
-HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
-CLEAN = ["536365", "85123A", "WHITE HANGING HEART", "6", "2011-01-05 08:26:00", "2.55", "17850", "United Kingdom"]
-
-
-def write_retail(path: Path, rows: list[list[str]]) -> Path:
-    """An Online Retail CSV (gzipped like the original)."""
-    with gzip.open(path, "wt", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(HEADER)
-        w.writerows(rows)
-    return path
-
-
-def row(**changes: str) -> list[str]:
-    base = dict(zip(HEADER, CLEAN, strict=True))
-    base.update(changes)
-    return [base[h] for h in HEADER]
-
+from tests.retail import row, write_retail
 
 DIRTY = {
     "cancellation": row(InvoiceNo="C536379", Quantity="-1"),
