@@ -1,8 +1,12 @@
-"""The temporal split of the fixed evaluation protocol: train before a cutoff, test after it.
+"""The temporal split of the fixed evaluation protocol: train before a cutoff, evaluate after it.
 
-Leakage is impossible by construction: train rows are selected by `ts < cutoff`, test rows
-by `cutoff <= ts < cutoff + test_days`, and both are checked again before they are returned.
-Every time is compared tz-aware in UTC; a naive cutoff is refused rather than guessed.
+`protocol_split` is the one place the protocol's cutoffs are computed (test cutoff, validation
+cutoff, their windows); the recommender tasks (`training.interactions.protocol`) and the outcome
+models (`training.outcomes.job.build_frames`) both take theirs from it. Leakage is impossible by
+construction: train rows are selected by `ts < cutoff` (`before_mask`), window rows by
+`cutoff <= ts < end` (`window_mask`; an event exactly at a cutoff belongs to the window), and the
+callers check both again (`check_before`, `check_in_window`) before using them. Every time is
+compared tz-aware in UTC; a naive cutoff is refused rather than guessed.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from datasets.store import Dataset
@@ -52,102 +56,124 @@ def _utc_ts(events: pd.DataFrame) -> pd.Series:
     return ts.dt.tz_convert("UTC")
 
 
-@dataclass(frozen=True)
-class SplitFrames:
-    """The two sides of a split; `train` is strictly before `test` in time."""
+MICROSECOND = pd.Timedelta(microseconds=1)
 
-    train: pd.DataFrame
-    test: pd.DataFrame
-    split: TemporalSplit
+
+def before_mask(events: pd.DataFrame, cutoff: pd.Timestamp) -> np.ndarray:
+    """Rows strictly before the cutoff: the only rows a model trained at it may see."""
+    return (_utc_ts(events) < cutoff).to_numpy()
+
+
+def window_mask(events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
+    """Rows in [start, end): an event exactly at `start` is in the window, one at `end` is not."""
+    ts = _utc_ts(events)
+    return ((ts >= start) & (ts < end)).to_numpy()
 
 
 @dataclass(frozen=True)
 class TemporalSplit:
-    """Train = [cutoff - train_days, cutoff) or all before cutoff; test = [cutoff, cutoff + test_days)."""
+    """One task of the protocol: train on events before `cutoff`, targets in the window [cutoff, end)."""
 
     cutoff: pd.Timestamp
-    train_days: int | None = None
-    test_days: int = 28
+    end: pd.Timestamp
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cutoff", utc_cutoff(self.cutoff))
-        if self.train_days is not None and self.train_days <= 0:
-            raise ValueError(f"train_days must be positive or None, got {self.train_days}")
-        if self.test_days <= 0:
-            raise ValueError(f"test_days must be positive, got {self.test_days}")
+        object.__setattr__(self, "end", utc_cutoff(self.end, what="end"))
+        if not self.cutoff < self.end:
+            raise ValueError(f"empty window: end {self.end} is not after the cutoff {self.cutoff}")
 
-    @property
-    def train_start(self) -> pd.Timestamp | None:
-        return None if self.train_days is None else self.cutoff - pd.Timedelta(days=self.train_days)
-
-    @property
-    def test_end(self) -> pd.Timestamp:
-        return self.cutoff + pd.Timedelta(days=self.test_days)
-
-    def train_mask(self, events: pd.DataFrame) -> pd.Series:
-        """Rows in the train window."""
-        ts = _utc_ts(events)
-        mask = ts < self.cutoff
-        return mask if self.train_start is None else mask & (ts >= self.train_start)
-
-    def test_mask(self, events: pd.DataFrame) -> pd.Series:
-        """Rows in the test window."""
-        ts = _utc_ts(events)
-        return (ts >= self.cutoff) & (ts < self.test_end)
-
-    def apply(self, events: pd.DataFrame) -> SplitFrames:
-        """Split events into train and test frames (both reindexed from 0)."""
-        train = events.loc[self.train_mask(events).to_numpy()].reset_index(drop=True)
-        test = events.loc[self.test_mask(events).to_numpy()].reset_index(drop=True)
-        self.check(train, test)
-        return SplitFrames(train, test, self)
-
-    def check(self, train: pd.DataFrame, test: pd.DataFrame) -> None:
-        """Raise if any train row is at/after the cutoff or any test row is outside the window."""
-        # Explicit raises, not `assert`: the guarantee must hold under `python -O` too.
-        if len(train) and not _utc_ts(train).max() < self.cutoff:
-            raise AssertionError(f"leak: train has events at or after the cutoff {self.cutoff}")
-        if len(test):
-            ts = _utc_ts(test)
-            if not (ts.min() >= self.cutoff and ts.max() < self.test_end):
-                raise AssertionError(f"test events outside [{self.cutoff}, {self.test_end})")
-
-    def describe(self) -> dict[str, str | int | None]:
-        """The split as plain values (for run parameters and data fingerprints)."""
-        start = self.train_start
-        return {
-            "cutoff": self.cutoff.isoformat(),
-            "train_start": None if start is None else start.isoformat(),
-            "test_end": self.test_end.isoformat(),
-            "train_days": self.train_days,
-            "test_days": self.test_days,
-        }
+    def window_mask(self, events: pd.DataFrame) -> np.ndarray:
+        """Rows in [cutoff, end); the training side is `before_mask(events, cutoff)`."""
+        return window_mask(events, self.cutoff, self.end)
 
 
-class ProtocolSplits(NamedTuple):
-    """Validation split (its window ends where the test window starts) and test split."""
+def check_before(rows: pd.DataFrame, cutoff: pd.Timestamp) -> None:
+    """Raise if any row is at or after the cutoff (a training set that saw its own window)."""
+    # Explicit raises, not `assert`: the guarantee must hold under `python -O` too.
+    if len(rows) and not _utc_ts(rows).max() < cutoff:
+        raise AssertionError(f"leak: train has events at or after the cutoff {cutoff}")
 
-    val: TemporalSplit
-    test: TemporalSplit
+
+def check_in_window(rows: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> None:
+    """Raise if any row is outside [start, end)."""
+    if len(rows):
+        ts = _utc_ts(rows)
+        if not (ts.min() >= start and ts.max() < end):
+            raise AssertionError(f"window events outside [{start}, {end})")
 
 
-def protocol_splits(
-    end: TimeLike, test_days: int, val_days: int | None = None, train_days: int | None = None
-) -> ProtocolSplits:
-    """The protocol's splits for data ending (exclusive) at `end`.
+@dataclass(frozen=True)
+class ProtocolSplit:
+    """The protocol's cutoffs: validation window [val_cutoff, test_cutoff), test window [test_cutoff, end).
 
-    test: cutoff = end - test_days, window [cutoff, end);
-    val:  cutoff = end - test_days - val_days, window [val cutoff, test cutoff).
-    Model selection on `val` sees nothing of the test window.
+    Validation trains before `val_cutoff` and is judged on its window, which ends where the test
+    window starts; the test task trains on everything before `test_cutoff`. The outcome models
+    call `val_cutoff` their train cutoff (the latest one whose labels must end by the test cutoff).
     """
-    end_ts = utc_cutoff(end, what="end")
+
+    val_cutoff: pd.Timestamp
+    test_cutoff: pd.Timestamp
+    end: pd.Timestamp
+
+    def __post_init__(self) -> None:
+        for name in ("val_cutoff", "test_cutoff", "end"):
+            object.__setattr__(self, name, utc_cutoff(getattr(self, name), what=name))
+        if not self.val_cutoff < self.test_cutoff < self.end:
+            raise ValueError(f"cutoffs out of order: {self.val_cutoff} < {self.test_cutoff} < {self.end} is false")
+
+    @property
+    def val(self) -> TemporalSplit:
+        return TemporalSplit(self.val_cutoff, self.test_cutoff)
+
+    @property
+    def test(self) -> TemporalSplit:
+        return TemporalSplit(self.test_cutoff, self.end)
+
+
+def protocol_split(
+    last_event: TimeLike,
+    test_days: float,
+    val_days: float | None = None,
+    *,
+    whole_days: bool = False,
+    test_cutoff: TimeLike | None = None,
+    val_cutoff: TimeLike | None = None,
+    val_name: str = "validation",
+) -> ProtocolSplit:
+    """The protocol's split of data whose last event is at `last_event`; every model family takes its cutoffs here.
+
+    end = last_event + 1 µs (exclusive, so the last event is in the test window);
+    test cutoff = last_event - test_days, or with `whole_days` the midnight UTC at or before `end`
+    minus test_days (the outcome models' label windows are whole days, fully observed);
+    validation cutoff = test cutoff - val_days (default: test_days).
+    `test_cutoff` / `val_cutoff` (from a config) replace the defaults; either way a window shorter
+    than its days is refused, never truncated: the test window must hold test_days of data and the
+    validation window val_days (so validation labels never run into the test window).
+    """
+    last = utc_cutoff(last_event, what="last event")
     val_days = test_days if val_days is None else val_days
-    test_cutoff = end_ts - pd.Timedelta(days=test_days)
-    val_cutoff = test_cutoff - pd.Timedelta(days=val_days)
-    return ProtocolSplits(
-        val=TemporalSplit(val_cutoff, train_days=train_days, test_days=val_days),
-        test=TemporalSplit(test_cutoff, train_days=train_days, test_days=test_days),
-    )
+    if not (test_days > 0 and val_days > 0):
+        raise ValueError(f"test_days and val_days must be positive, got {test_days} and {val_days}")
+    end = last + MICROSECOND
+    if test_cutoff is not None:
+        test_cut = utc_cutoff(test_cutoff, what="test cutoff")
+    else:
+        test_cut = (end.floor("D") if whole_days else last) - pd.Timedelta(days=test_days)
+    check_window(test_cut, test_days, end, "test")
+    val_cut = test_cut - pd.Timedelta(days=val_days) if val_cutoff is None else utc_cutoff(val_cutoff)
+    check_window(val_cut, val_days, test_cut, val_name)
+    return ProtocolSplit(val_cut, test_cut, end)
+
+
+def check_window(cutoff: pd.Timestamp, days: float, end: pd.Timestamp, what: str) -> None:
+    """Refuse a cutoff whose window of `days` is not fully covered before `end`."""
+    stop = cutoff + pd.Timedelta(days=days)
+    if stop > end:
+        raise ValueError(
+            f"{what} cutoff {cutoff.date()} needs {days:g} days of data after it (to {stop.date()}), "
+            f"but the data ends at {end}; use an earlier cutoff or a shorter horizon"
+        )
 
 
 def dataset_end(dataset: Dataset) -> pd.Timestamp:

@@ -1,7 +1,8 @@
 """Member x item purchase interactions for a time window, and the temporal evaluation protocol.
 
-`protocol(dataset, test_days, val_days)` gives two tasks on a global temporal split:
-validation (train before the validation cutoff, target = the validation window) and test
+`protocol(dataset, test_days, val_days)` gives two tasks on the protocol's split
+(`datasets.split.protocol_split`, the one the outcome models use too): validation (train before
+the validation cutoff, target = the validation window, which ends at the test cutoff) and test
 (train on everything before the test cutoff, target = the test window). The catalogue is the
 set of items seen in a task's training data; ground-truth items unseen in training get ids
 >= n_items, so they can never be hit but still count in the denominators.
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from datasets.split import ProtocolSplit, TemporalSplit, before_mask, check_before, check_in_window, protocol_split
 from datasets.store import Dataset
 
 DAY = 86400.0
@@ -59,8 +61,9 @@ class Interactions:
 
     @classmethod
     def from_events(cls, purchases: pd.DataFrame, cutoff: pd.Timestamp) -> Interactions:
-        """Build from purchase events (member_id, item_id, ts) strictly before `cutoff`."""
-        df = purchases.loc[purchases["ts"] < cutoff, ["member_id", "item_id", "ts"]]
+        """Build from purchase events (member_id, item_id, ts, tz-aware) strictly before `cutoff`."""
+        df = purchases.loc[before_mask(purchases, cutoff), ["member_id", "item_id", "ts"]]
+        check_before(df, cutoff)
         df = df.drop_duplicates()
         members = np.sort(df["member_id"].unique())
         items = np.sort(df["item_id"].unique())
@@ -81,11 +84,18 @@ class Task:
     """A train set, the members to evaluate, and their ground truth (item index sets)."""
 
     name: str
-    train: Interactions
-    start: pd.Timestamp  # target window [start, end)
-    end: pd.Timestamp
+    train: Interactions  # purchases before split.cutoff
+    split: TemporalSplit  # target window [split.cutoff, split.end)
     members: np.ndarray  # train member indices of the evaluated members (active in the window)
     truth: list[np.ndarray]  # per evaluated member: distinct items bought in the window
+
+    @property
+    def start(self) -> pd.Timestamp:
+        return self.split.cutoff
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return self.split.end
 
     def history(self, member_idx: np.ndarray) -> sp.csr_matrix:
         """Rows of the training matrix: the items each member already bought."""
@@ -109,10 +119,12 @@ def purchases(dataset: str | Dataset) -> pd.DataFrame:
     return ev.loc[ok, ["member_id", "item_id", "ts"]].reset_index(drop=True)
 
 
-def make_task(name: str, events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> Task:
-    """Train on events before `start`; truth = distinct items per train member bought in [start, end)."""
-    train = Interactions.from_events(events, start)
-    win = events.loc[(events["ts"] >= start) & (events["ts"] < end), ["member_id", "item_id"]].drop_duplicates()
+def make_task(name: str, events: pd.DataFrame, split: TemporalSplit) -> Task:
+    """Train on events before the split's cutoff; truth = distinct items per train member bought in its window."""
+    train = Interactions.from_events(events, split.cutoff)
+    win = events.loc[split.window_mask(events), ["member_id", "item_id", "ts"]]
+    check_in_window(win, split.cutoff, split.end)
+    win = win[["member_id", "item_id"]].drop_duplicates()
     win = win[win["member_id"].isin(train.member_index)]
     unseen = np.sort(win.loc[~win["item_id"].isin(train.item_index), "item_id"].unique())
     codes = {it: train.n_items + k for k, it in enumerate(unseen)}
@@ -121,15 +133,16 @@ def make_task(name: str, events: pd.DataFrame, start: pd.Timestamp, end: pd.Time
     grouped = win.groupby("m", sort=True)["i"]
     members = np.array(list(grouped.groups.keys()), dtype=np.int64)
     truth = [g.to_numpy(np.int64) for _, g in grouped]
-    return Task(name, train, start, end, members, truth)
+    return Task(name, train, split, members, truth)
+
+
+def protocol_tasks(events: pd.DataFrame, split: ProtocolSplit) -> tuple[Task, Task]:
+    """(validation task, test task) of purchase events on the protocol's split."""
+    return make_task("val", events, split.val), make_task("test", events, split.test)
 
 
 def protocol(dataset: str | Dataset, test_days: float, val_days: float) -> tuple[Task, Task]:
-    """(validation task, test task): test = the last `test_days`, validation = the `val_days` before."""
+    """(validation task, test task): test = the last `test_days` up to the last purchase, validation = the
+    `val_days` before (`datasets.split.protocol_split`)."""
     ev = purchases(dataset)
-    end = ev["ts"].max() + pd.Timedelta(microseconds=1)
-    test_start = ev["ts"].max() - pd.Timedelta(days=test_days)
-    val_start = test_start - pd.Timedelta(days=val_days)
-    val = make_task("val", ev, val_start, test_start)
-    test = make_task("test", ev, test_start, end)
-    return val, test
+    return protocol_tasks(ev, protocol_split(ev["ts"].max(), test_days, val_days))

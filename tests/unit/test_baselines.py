@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from datasets.split import TemporalSplit
 from training.baselines import (
     ALS,
     EASE,
@@ -107,7 +108,8 @@ def test_blend_adds_normalized_scores(inter):
 
 
 def test_tuning_picks_from_the_grid():
-    task = make_task("val", events(HISTORY + FUTURE), T0 + pd.Timedelta(days=100), T0 + pd.Timedelta(days=120))
+    split = TemporalSplit(T0 + pd.Timedelta(days=100), T0 + pd.Timedelta(days=120))
+    task = make_task("val", events(HISTORY + FUTURE), split)
     best, trials = tune(ItemKNN, task, {"neighbours": [1, 3], "weighting": ["binary"]})
     assert len(trials) == 2
     assert set(best) == {"all", "new"}

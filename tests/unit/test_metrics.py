@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from datasets.split import TemporalSplit
 from training.interactions import make_task
 from training.metrics import coverage, evaluate_ranking, ndcg_at_k, recall_at_k, top_k
 
@@ -43,7 +44,7 @@ def _task():
     rows += [("m1", "a", 20), ("m1", "c", 21), ("m2", "a", 22), ("m3", "d", 22), ("m9", "a", 22), ("m2", "zz", 23)]
     ev = pd.DataFrame(rows, columns=["member_id", "item_id", "day"])
     ev["ts"] = t + pd.to_timedelta(ev.pop("day"), unit="D")
-    return make_task("test", ev, t + pd.Timedelta(days=10), t + pd.Timedelta(days=40))
+    return make_task("test", ev, TemporalSplit(t + pd.Timedelta(days=10), t + pd.Timedelta(days=40)))
 
 
 def test_task_truth_and_new_view_exclude_history():

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from datasets.split import check_window
 from training.outcomes.frame import behaviour
-from training.outcomes.labels import check_window, outcome_targets, population, window_labels
+from training.outcomes.labels import outcome_targets, population, window_labels
 
 C = pd.Timestamp("2024-03-01", tz="UTC")
 

@@ -1,4 +1,7 @@
-"""The temporal split never leaks, and features at a cutoff never see what comes after it."""
+"""The protocol's split never leaks, and features at a cutoff never see what comes after it.
+
+The models' own tasks and label frames on this split are checked in test_protocol.py.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,18 @@ from datasets.config import load
 from datasets.feature_settings import FeatureConfig
 from datasets.features import compute_features
 from datasets.settings import PrepareConfig, TierRules
-from datasets.split import TemporalSplit, dataset_end, events_before, iter_event_parts, protocol_splits, utc_cutoff
+from datasets.split import (
+    ProtocolSplit,
+    TemporalSplit,
+    before_mask,
+    check_before,
+    check_in_window,
+    dataset_end,
+    events_before,
+    iter_event_parts,
+    protocol_split,
+    utc_cutoff,
+)
 from datasets.store import Dataset, write_parquet
 
 
@@ -39,24 +53,21 @@ def _events(hours: list[int]) -> pd.DataFrame:
 @given(
     hours=st.lists(st.integers(-2000, 2000), max_size=60),
     cut_h=st.integers(-2100, 2100),
-    train_days=st.one_of(st.none(), st.integers(1, 60)),
-    test_days=st.integers(1, 60),
+    window_h=st.integers(1, 1500),
 )
-def test_split_never_leaks(hours: list[int], cut_h: int, train_days: int | None, test_days: int) -> None:
-    events = _events(hours)
-    split = TemporalSplit(T0 + cut_h * HOUR, train_days=train_days, test_days=test_days)
-    out = split.apply(events)
-    if len(out.train):
-        assert out.train["ts"].max() < split.cutoff
-    if len(out.test):
-        assert split.cutoff <= out.test["ts"].min()
-        assert out.test["ts"].max() < split.cutoff + pd.Timedelta(days=test_days)
+def test_split_never_leaks(hours: list[int], cut_h: int, window_h: int) -> None:
+    events = _events([*hours, cut_h, cut_h + window_h])  # always one event at the cutoff and one at the end
+    split = TemporalSplit(T0 + cut_h * HOUR, T0 + (cut_h + window_h) * HOUR)
+    train, window = events[before_mask(events, split.cutoff)], events[split.window_mask(events)]
+    check_before(train, split.cutoff)
+    check_in_window(window, split.cutoff, split.end)
+    if len(train):
+        assert train["ts"].max() < split.cutoff
+    assert window["ts"].min() == split.cutoff  # an event exactly at the cutoff is in the window, not in train
+    assert window["ts"].max() < split.end  # one exactly at the end is not
     # Nothing in a window is lost: the sides hold exactly the events of their windows.
-    ts = events["ts"]
-    lo = -np.inf if train_days is None else (split.cutoff - pd.Timedelta(days=train_days))
-    in_train = (ts < split.cutoff) & ((ts >= lo) if train_days else True)
-    assert len(out.train) == int(in_train.sum())
-    assert len(out.test) == int(((ts >= split.cutoff) & (ts < split.test_end)).sum())
+    assert sorted(train["ts"]) == sorted(t for t in events["ts"] if t < split.cutoff)
+    assert sorted(window["ts"]) == sorted(t for t in events["ts"] if split.cutoff <= t < split.end)
 
 
 @pytest.mark.parametrize(
@@ -64,7 +75,7 @@ def test_split_never_leaks(hours: list[int], cut_h: int, train_days: int | None,
 )
 def test_naive_cutoff_rejected(naive: object) -> None:
     with pytest.raises(ValueError, match="no timezone"):
-        TemporalSplit(naive)  # type: ignore[arg-type]
+        TemporalSplit(naive, T0)  # type: ignore[arg-type]
 
 
 def test_cutoff_forms() -> None:
@@ -78,14 +89,22 @@ def test_cutoff_forms() -> None:
 def test_naive_event_times_rejected() -> None:
     events = pd.DataFrame({"member_id": ["a"], "ts": [pd.Timestamp("2024-01-01")]})
     with pytest.raises(ValueError, match="tz-aware"):
-        TemporalSplit(T0).apply(events)
+        before_mask(events, T0)
 
 
 def test_bad_windows_rejected() -> None:
-    with pytest.raises(ValueError):
-        TemporalSplit(T0, test_days=0)
-    with pytest.raises(ValueError):
-        TemporalSplit(T0, train_days=-1)
+    with pytest.raises(ValueError, match="empty window"):
+        TemporalSplit(T0, T0)
+    with pytest.raises(ValueError, match="no timezone"):
+        TemporalSplit(T0, "2024-01-02 00:00")
+    with pytest.raises(ValueError, match="out of order"):
+        ProtocolSplit(T0, T0 - HOUR, T0 + HOUR)
+    with pytest.raises(ValueError, match="positive"):
+        protocol_split(T0, test_days=0)
+    with pytest.raises(AssertionError, match="leak"):  # the checks do not trust the masks
+        check_before(_events([-1, 0]), T0)
+    with pytest.raises(AssertionError, match="outside"):
+        check_in_window(_events([0, 1]), T0, T0 + HOUR)
 
 
 def test_events_before_reads_parts_without_the_future(tmp_path: Path) -> None:
@@ -104,13 +123,50 @@ def test_events_before_reads_parts_without_the_future(tmp_path: Path) -> None:
         list(events_before(ds, "2024-01-01 10:00"))
 
 
-def test_protocol_splits() -> None:
-    end = pd.Timestamp("2024-03-01", tz="UTC")
-    val, test = protocol_splits(end, test_days=14, val_days=7)
-    assert test.cutoff == end - pd.Timedelta(days=14) and test.test_end == end
-    assert val.cutoff == test.cutoff - pd.Timedelta(days=7)
-    assert val.test_end == test.cutoff  # validation ends where the test window starts
-    assert protocol_splits(end, test_days=14).val.test_days == 14
+def test_protocol_split_cutoffs() -> None:
+    last = pd.Timestamp("2024-03-01 15:30", tz="UTC")
+    split = protocol_split(last, test_days=14, val_days=7)  # the recommender's split
+    assert split.end == last + pd.Timedelta(microseconds=1)  # the last event is in the test window
+    assert split.test_cutoff == last - pd.Timedelta(days=14)
+    assert split.val_cutoff == split.test_cutoff - pd.Timedelta(days=7)
+    assert (split.val.cutoff, split.val.end) == (split.val_cutoff, split.test_cutoff)  # validation ends at the test
+    assert (split.test.cutoff, split.test.end) == (split.test_cutoff, split.end)
+    days = protocol_split(last, test_days=14, whole_days=True)  # the outcome models': whole days, labels observed
+    assert days.test_cutoff == pd.Timestamp("2024-03-01", tz="UTC") - pd.Timedelta(days=14)
+    assert days.val_cutoff == days.test_cutoff - pd.Timedelta(days=14)
+    given_ = protocol_split(last, 14, test_cutoff="2024-02-01", val_cutoff="2024-01-10")
+    assert (given_.val_cutoff, given_.test_cutoff) == (utc_cutoff("2024-01-10"), utc_cutoff("2024-02-01"))
+
+
+def test_protocol_split_refuses_windows_it_cannot_fill() -> None:
+    last = pd.Timestamp("2024-03-01", tz="UTC")
+    with pytest.raises(ValueError, match="test cutoff 2024-02-20 needs 14 days of data after it"):
+        protocol_split(last, 14, test_cutoff="2024-02-20")
+    # validation labels may not run into the test window
+    with pytest.raises(ValueError, match="train cutoff 2024-02-10 needs 14 days of data after it"):
+        protocol_split(last, 14, test_cutoff="2024-02-15", val_cutoff="2024-02-10", val_name="train")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    last_s=st.integers(0, 400 * 86400),
+    test_days=st.one_of(st.integers(1, 60), st.floats(0.01, 60)),
+    val_days=st.one_of(st.none(), st.integers(1, 60), st.floats(0.01, 60)),
+    whole_days=st.booleans(),
+)
+def test_protocol_split_windows_never_overlap(
+    last_s: int, test_days: float, val_days: float | None, whole_days: bool
+) -> None:
+    last = T0 + pd.Timedelta(seconds=last_s)
+    split = protocol_split(last, test_days, val_days, whole_days=whole_days)
+    val, test = split.val, split.test
+    assert val.end <= test.cutoff  # validation ends at or before the test cutoff...
+    assert val.cutoff < val.end and test.cutoff < test.end  # ...both windows are non-empty half-open intervals...
+    assert test.end == last + pd.Timedelta(microseconds=1)  # ...and the test window reaches the last event
+    assert test.cutoff + pd.Timedelta(days=test_days) <= test.end  # the test window holds test_days
+    assert val.cutoff + pd.Timedelta(days=test_days if val_days is None else val_days) <= test.cutoff
+    if whole_days:
+        assert test.cutoff + pd.Timedelta(days=test_days) == test.end.floor("D")
 
 
 # --- features at a cutoff are blind to everything at or after it -----------------------

@@ -12,7 +12,7 @@ import pandas as pd
 
 from datasets.feature_settings import FeatureConfig
 from datasets.features import features_at
-from datasets.split import utc_cutoff
+from datasets.split import before_mask, utc_cutoff
 from datasets.store import Dataset
 from training.outcomes.bgnbd import BGNBD, summary_from_purchases
 
@@ -32,7 +32,7 @@ _DAY = pd.Timedelta(days=1)
 
 def behaviour(orders: pd.DataFrame, cutoff: pd.Timestamp, members: np.ndarray) -> pd.DataFrame:
     """Order counts and spend in recent windows, inter-order gaps, trend (only orders before the cutoff)."""
-    before = orders[(orders["ts"] < cutoff) & orders["member_id"].isin(members)].sort_values(["member_id", "ts"])
+    before = orders[before_mask(orders, cutoff) & orders["member_id"].isin(members)].sort_values(["member_id", "ts"])
     g = before.groupby("member_id", sort=True)
     age = (cutoff - before["ts"]) / _DAY
     out = pd.DataFrame(index=pd.Index(members, name="member_id"))
@@ -63,7 +63,7 @@ def bgnbd_columns(
     orders: pd.DataFrame, cutoff: pd.Timestamp, members: np.ndarray, horizon_days: float
 ) -> tuple[pd.DataFrame, BGNBD]:
     """BG/NBD fitted on the population at the cutoff: P(alive), expected orders and P(no order) in H and 30 days."""
-    summ = summary_from_purchases(orders[orders["ts"] < cutoff], cutoff).reindex(members)
+    summ = summary_from_purchases(orders[before_mask(orders, cutoff)], cutoff).reindex(members)
     x, tx, t = summ["frequency"].to_numpy(float), summ["recency"].to_numpy(float), summ["T"].to_numpy(float)
     model = BGNBD().fit(x, tx, t)
     cols = {

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from datasets.config import load
-from datasets.split import utc_cutoff
+from datasets.split import protocol_split
 from datasets.store import Dataset
 from training import tracking
 from training.outcomes import baselines as bl
@@ -28,7 +28,7 @@ from training.outcomes.calibration import Calibrator, choose_calibrator, fit_cal
 from training.outcomes.config import OutcomeConfig
 from training.outcomes.fit import fit_outcome_net
 from training.outcomes.frame import CATEGORICAL, NUMERIC, member_frame
-from training.outcomes.labels import check_window, data_end, orders, outcome_targets, population, window_labels
+from training.outcomes.labels import orders, outcome_targets, population, window_labels
 from training.outcomes.metrics import classifier_report
 from training.outcomes.net import FittedOutcomeNet, permutation_importance
 from training.outcomes.tabular import Preprocessor
@@ -60,13 +60,18 @@ def held_out(members: np.ndarray, share: float, seed: int) -> np.ndarray:
 def build_frames(ds: Dataset, cfg: OutcomeConfig) -> Frames:
     """The protocol's frames: training cutoffs, validation members, test cutoff with its labels."""
     o = orders(ds)
-    end = data_end(o)
-    days = cfg.primary_days
-    # default: the last whole day with data, minus the horizon (its window is fully observed)
-    test_cut = utc_cutoff(cfg.cutoffs.test) if cfg.cutoffs.test else end.floor("D") - pd.Timedelta(days=days)
-    check_window(test_cut, days, end, "test")
-    train_cut = utc_cutoff(cfg.cutoffs.train) if cfg.cutoffs.train else test_cut - pd.Timedelta(days=days)
-    check_window(train_cut, days, test_cut, "train")  # training labels may not run into the test window
+    # default: the last whole day with data, minus the horizon (its window is fully observed); the train
+    # cutoff's labels may not run into the test window
+    c = cfg.cutoffs
+    split = protocol_split(
+        o["ts"].max(),
+        cfg.primary_days,
+        whole_days=True,
+        test_cutoff=c.test or None,
+        val_cutoff=c.train or None,
+        val_name="train",
+    )
+    end, test_cut, train_cut = split.end, split.test_cutoff, split.val_cutoff
     cuts = [train_cut - pd.Timedelta(days=cfg.stride_days * j) for j in range(cfg.n_train_cutoffs)]
     parts = []
     for k, cut in enumerate(cuts):

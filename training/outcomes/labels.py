@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from datasets.split import TimeLike, utc_cutoff
+from datasets.split import MICROSECOND, TimeLike, before_mask, utc_cutoff, window_mask
 from datasets.store import Dataset
 
 
@@ -41,14 +41,14 @@ def orders(dataset: str | Dataset) -> pd.DataFrame:
 
 
 def data_end(orders_: pd.DataFrame) -> pd.Timestamp:
-    """The instant just after the last order (an exclusive end)."""
-    return orders_["ts"].max() + pd.Timedelta(microseconds=1)
+    """The instant just after the last order (an exclusive end; `datasets.split.protocol_split`'s end)."""
+    return orders_["ts"].max() + MICROSECOND
 
 
 def population(orders_: pd.DataFrame, cutoff: TimeLike) -> np.ndarray:
     """Sorted ids of the members with at least one order strictly before the cutoff."""
     cut = utc_cutoff(cutoff)
-    return np.sort(orders_.loc[orders_["ts"] < cut, "member_id"].unique())
+    return np.sort(orders_.loc[before_mask(orders_, cut), "member_id"].unique())
 
 
 def window_labels(
@@ -67,14 +67,14 @@ def window_labels(
     end = data_end(orders_) if end is None else end
     members = population(orders_, cut) if members is None else np.asarray(members)
     out = pd.DataFrame(index=pd.Index(members, name="member_id"))
-    after = orders_[(orders_["ts"] >= cut) & orders_["member_id"].isin(members)]
+    mine = orders_[orders_["member_id"].isin(members)]
     for name, days in horizons.items():
         stop = cut + pd.Timedelta(days=days)
         if stop > end:
             out[f"orders_{name}"] = np.nan
             out[f"spend_{name}"] = np.nan
             continue
-        win = after[after["ts"] < stop].groupby("member_id")
+        win = mine[window_mask(mine, cut, stop)].groupby("member_id")
         out[f"orders_{name}"] = win.size().reindex(out.index, fill_value=0).astype(float)
         out[f"spend_{name}"] = win["value"].sum().reindex(out.index, fill_value=0.0).astype(float)
     return out
@@ -88,13 +88,3 @@ def outcome_targets(labels: pd.DataFrame, churn: str = "churn", buy: str = "buy"
         "buy": np.where(ob.isna(), np.nan, (ob > 0).astype(float)),
         "spend": np.log1p(sb.clip(lower=0).to_numpy(float)),
     }
-
-
-def check_window(cutoff: pd.Timestamp, days: float, end: pd.Timestamp, what: str) -> None:
-    """Refuse a cutoff whose label window is not fully covered by the data."""
-    stop = cutoff + pd.Timedelta(days=days)
-    if stop > end:
-        raise ValueError(
-            f"{what} cutoff {cutoff.date()} needs {days:g} days of data after it (to {stop.date()}), "
-            f"but the data ends at {end}; use an earlier cutoff or a shorter horizon"
-        )

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from datasets.split import before_mask
 from datasets.store import Dataset
 from training.interactions import Interactions, Task
 from training.persona.config import PersonaConfig
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 def unit_prices(ds: Dataset, cutoff: pd.Timestamp) -> pd.Series:
     """Median paid unit price per item from purchases strictly before the cutoff."""
     ev = ds.table("events", columns=["ts", "event_type", "item_id", "quantity", "amount"])
-    ev = ev.loc[(ev["event_type"] == "purchase") & (ev["ts"] < cutoff) & (ev["quantity"] > 0)]
+    ev = ev.loc[(ev["event_type"] == "purchase") & before_mask(ev, cutoff) & (ev["quantity"] > 0)]
     return (ev["amount"] / ev["quantity"]).groupby(ev["item_id"]).median()
 
 
