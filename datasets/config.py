@@ -1,4 +1,9 @@
-"""YAML configs from configs/, overridable from the command line (`--set a.b=value`)."""
+"""YAML configs from configs/, overridable from the command line (`--set a.b=value`).
+
+Every config model derives from `Strict`: a key the model does not know is an error, so a misspelt
+key fails at load instead of being ignored. A setting lives in one place: when its YAML sets a key,
+the model gives that field no default (tests/unit/test_configs.py holds every model to this).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from datasets.paths import config_path
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base of the config models: unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def load_yaml(name: str | Path) -> dict[str, Any]:

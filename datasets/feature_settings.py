@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from typing import Annotated
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
+
+from datasets.config import Strict
 
 
-class SegmentRule(BaseModel):
+class SegmentRule(Strict):
     """A named RFM segment: inclusive ranges of the recency and frequency scores."""
 
     name: str
@@ -19,12 +22,12 @@ class SegmentRule(BaseModel):
         return self.r[0] <= r <= self.r[1] and self.f[0] <= f <= self.f[1]
 
 
-class Lifecycle(BaseModel):
+class Lifecycle(Strict):
     """Day thresholds of the lifecycle stages (prospect = no purchase yet)."""
 
-    new_days: int = Field(30, ge=0)  # first purchase at most this many days before the cutoff
-    active_days: int = Field(90, gt=0)  # last purchase at most this many days ago
-    at_risk_days: int = Field(180, gt=0)  # beyond this: lapsed
+    new_days: int = Field(ge=0)  # first purchase at most this many days before the cutoff
+    active_days: int = Field(gt=0)  # last purchase at most this many days ago
+    at_risk_days: int = Field(gt=0)  # beyond this: lapsed
 
     @model_validator(mode="after")
     def _ordered(self) -> Lifecycle:
@@ -33,11 +36,11 @@ class Lifecycle(BaseModel):
         return self
 
 
-class PriceBands(BaseModel):
+class PriceBands(Strict):
     """Bands of the member's price index (paid unit price / category median)."""
 
-    budget_below: float = Field(0.8, gt=0)
-    premium_above: float = Field(1.25, gt=0)
+    budget_below: float = Field(gt=0)
+    premium_above: float = Field(gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> PriceBands:
@@ -46,18 +49,18 @@ class PriceBands(BaseModel):
         return self
 
 
-class DayPart(BaseModel):
+class DayPart(Strict):
     name: str
     start: int = Field(ge=0, le=23)  # local hour, inclusive
     end: int = Field(ge=1, le=24)  # local hour, exclusive
 
 
-class Habits(BaseModel):
+class Habits(Strict):
     """When a member shops, on the source's local clock."""
 
-    weekend_days: list[int] = [5, 6]  # Monday = 0
-    weekend_min_share: float = Field(0.5, ge=0, le=1)  # share of orders on weekend days -> "weekend"
-    weekday_max_share: float = Field(0.1, ge=0, le=1)  # at most this share -> "weekday"; between: "mixed"
+    weekend_days: list[Annotated[int, Field(ge=0, le=6)]]  # Monday = 0
+    weekend_min_share: float = Field(ge=0, le=1)  # share of orders on weekend days -> "weekend"
+    weekday_max_share: float = Field(ge=0, le=1)  # at most this share -> "weekday"; between: "mixed"
     time_of_day: list[DayPart]
 
     @model_validator(mode="after")
@@ -72,16 +75,16 @@ class Habits(BaseModel):
         return self
 
 
-class FeatureConfig(BaseModel):
+class FeatureConfig(Strict):
     """Member features at a cutoff."""
 
-    scores: int = Field(5, ge=2, le=10)  # RFM scores are 1..scores, by quantiles among purchasers
+    scores: int = Field(ge=2, le=10)  # RFM scores are 1..scores, by quantiles among purchasers
     segments: list[SegmentRule]  # ordered: the first matching rule names the segment
-    lifecycle: Lifecycle = Lifecycle()
-    price_band: PriceBands = PriceBands()
+    lifecycle: Lifecycle
+    price_band: PriceBands
     habits: Habits
-    top_categories: int = Field(3, ge=1)
-    include_undated_members: bool = False
+    top_categories: int = Field(ge=1)
+    include_undated_members: bool
 
     @model_validator(mode="after")
     def _segments_cover(self) -> FeatureConfig:

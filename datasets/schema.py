@@ -7,6 +7,7 @@ exact Arrow schema (column order, dtypes) so that written Parquet is stable byte
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ EVENT_TYPES = (
     "coupon_redeem",
 )
 # The membership kinds of DESIGN.md, plus "email": a marketing contact (Hillstrom's arms).
-OFFER_KINDS = (
+OfferKind = Literal[
     "coupon",
     "member_price",
     "exclusive_item",
@@ -35,7 +36,8 @@ OFFER_KINDS = (
     "member_day",
     "priority_service",
     "email",
-)
+]
+OFFER_KINDS: tuple[str, ...] = get_args(OfferKind)
 PERSONAL_FIELDS = (
     "name",
     "first_name",

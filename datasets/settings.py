@@ -1,18 +1,20 @@
-"""Typed config of `tailor prepare` (configs/prepare.yaml)."""
+"""Typed config of `tailor prepare`: configs/prepare.yaml holds every value, the model only the types and bounds."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
+
+from datasets.config import Strict
 
 
-class TierLevel(BaseModel):
+class TierLevel(Strict):
     name: str
     min_spend: float = Field(ge=0)
 
 
-class TierRules(BaseModel):
-    window_days: int = Field(365, gt=0)
-    points_per_unit: float = Field(1.0, ge=0)
+class TierRules(Strict):
+    window_days: int = Field(gt=0)
+    points_per_unit: float = Field(ge=0)
     levels: list[TierLevel]
 
     @field_validator("levels")
@@ -24,10 +26,10 @@ class TierRules(BaseModel):
         return v
 
 
-class PrepareConfig(BaseModel):
-    ts_min: str = "1990-01-01"
-    max_future_days: int = Field(1, ge=0)
-    rows_per_partition: int = Field(3_000_000, gt=0)
-    chunk_rows: int = Field(2_000_000, gt=0)
+class PrepareConfig(Strict):
+    ts_min: str
+    max_future_days: int = Field(ge=0)
+    rows_per_partition: int = Field(gt=0)
+    chunk_rows: int = Field(gt=0)
     tiers: TierRules
-    non_product_codes: list[str] = []
+    non_product_codes: list[str]

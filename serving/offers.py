@@ -18,53 +18,51 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import pandas as pd
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
+from datasets.config import Strict
 from datasets.paths import config_path
-from datasets.schema import OFFER_KINDS
+from datasets.schema import OfferKind
 
 
-class Scope(BaseModel):
-    categories: list[str] = []
-    items: list[str] = []
+class Scope(Strict):
+    categories: list[str] = Field(default_factory=list)
+    items: list[str] = Field(default_factory=list)
 
 
-class Cap(BaseModel):
-    max: int = Field(3, ge=1)
-    days: float = Field(7, gt=0)
+class Cap(Strict):
+    max: int = Field(ge=1)
+    days: float = Field(gt=0)
 
 
-class Offer(BaseModel):
+class Offer(Strict):
+    """One offer of the catalogue; a field left out means none (no scope: store-wide; no tiers: everyone)."""
+
     offer_id: str
-    kind: str
+    kind: OfferKind
     title: str = ""
     scope: Scope = Scope()
     value: float = Field(ge=0)
-    cost: float = Field(0, ge=0)
-    eligible_tiers: list[str] = []
-    eligible_segments: list[str] = []
-    channels: list[str] = []
+    cost: float = Field(ge=0)
+    eligible_tiers: list[str] = Field(default_factory=list)
+    eligible_segments: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
     valid_from: datetime | None = None
     valid_to: datetime | None = None
     budget: float | None = Field(None, ge=0)
-    cap: Cap | None = None
+    cap: Cap | None = None  # None: the catalogue's default_cap
     uplift_key: str | None = None  # column of the uplift scores that estimates this offer's uplift
 
-    @field_validator("kind")
-    @classmethod
-    def _kind(cls, v: str) -> str:
-        if v not in OFFER_KINDS:
-            raise ValueError(f"unknown offer kind '{v}' (known: {', '.join(OFFER_KINDS)})")
-        return v
 
+class Catalogue(Strict):
+    """configs/offers.yaml: the ranking policy's settings (every one from the file) and the offers."""
 
-class Catalogue(BaseModel):
-    policy: str = "expected_incremental_value"
-    default_cap: Cap = Cap()
-    diversity_top: int = Field(3, ge=1)
-    prior_response: float = Field(0.05, gt=0, le=1)
+    policy: str  # the policy's name, echoed in every answer
+    default_cap: Cap
+    diversity_top: int = Field(ge=1)
+    prior_response: float = Field(gt=0, le=1)
     offers: list[Offer]
-    version: str = ""
+    version: str = ""  # sha256 of the file, set by load_catalogue
 
     @field_validator("offers")
     @classmethod

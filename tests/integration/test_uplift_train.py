@@ -195,7 +195,7 @@ def test_score_uplift_writes_the_file_the_offer_ranker_reads(home, monkeypatch, 
     assert load_scores("uplift", "hs", version + 1) is None  # not the champion's file: ignored
 
     member = str(by_id.index[0])
-    cat = Catalogue(offers=[
+    cat = Catalogue(policy="test", default_cap={"max": 3, "days": 7}, diversity_top=3, prior_response=0.05, offers=[
         {"offer_id": "womens_mail", "kind": "coupon", "value": 20, "cost": 1, "uplift_key": "womens_vs_none/visit"},
         {"offer_id": "plain", "kind": "coupon", "value": 5, "cost": 1},
     ])  # fmt: skip

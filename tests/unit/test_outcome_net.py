@@ -50,7 +50,9 @@ def problem():
 @pytest.fixture(scope="module")
 def fitted(problem) -> FittedOutcomeNet:
     _, pre, data, y = problem
-    cfg = OutcomeNetConfig(hidden=[32, 32], dropout=0.0, lr=1e-2, batch_size=128, max_epochs=30, patience=5)
+    cfg = OutcomeNetConfig(
+        hidden=[32, 32], dropout=0.0, lr=1e-2, weight_decay=1e-4, batch_size=128, max_epochs=30, patience=5, n_bags=1
+    )
     tasks = {"churn": "binary"}
     return fit_outcome_net(
         data["train"], {"churn": y["train"]}, data["val"], {"churn": y["val"]}, tasks, cfg, preprocessor=pre
@@ -141,7 +143,9 @@ def test_multitask_smoke_fit_on_50_rows(tmp_path: Path, monkeypatch: pytest.Monk
     data = pre.transform(df)
     spend = np.where(np.arange(50) % 2 == 0, df["x1"].to_numpy(), np.nan)  # half the rows unlabelled
     tasks = {"churn": "binary", "spend30": "regression"}
-    cfg = OutcomeNetConfig(hidden=[8], max_epochs=2, batch_size=16, n_bags=2)
+    cfg = OutcomeNetConfig(
+        hidden=[8], dropout=0.1, lr=3e-3, weight_decay=1e-4, batch_size=16, max_epochs=2, patience=10, n_bags=2
+    )
     fitted = fit_outcome_net(data, {"churn": y, "spend30": spend}, data, {"churn": y}, tasks, cfg)
     out = fitted.predict_logits(data)
     assert out["churn"].shape == (50,) and np.isfinite(out["spend30"]).all()

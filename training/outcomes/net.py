@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, Field
+from pydantic import Field
 from torch import nn
 
+from datasets.config import Strict
 from training.outcomes.tabular import Preprocessor, TabularData
 
 TaskKind = Literal["binary", "regression"]
@@ -60,22 +61,23 @@ class OutcomeNet(nn.Module):
         return {t: head(z).squeeze(1) for t, head in self.heads.items()}
 
 
-class OutcomeNetConfig(BaseModel):
-    """Architecture and training settings of one OutcomeNet fit."""
+class OutcomeNetConfig(Strict):
+    """Architecture and training settings of one OutcomeNet fit (the jobs take them from configs/<family>.yaml's
+    `net`); seed, task weights and primary task are the job's, from the config's top level."""
 
-    hidden: list[int] = Field(default_factory=lambda: [128, 64])
-    dropout: float = Field(0.1, ge=0, lt=1)
+    hidden: list[int]
+    dropout: float = Field(ge=0, lt=1)
     norm: Literal["batch", "layer", "none"] = "batch"
-    lr: float = Field(3e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    batch_size: int = Field(256, gt=0)
-    max_epochs: int = Field(100, gt=0)
-    patience: int = Field(10, ge=1)  # epochs without a better primary-task validation loss
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    batch_size: int = Field(gt=0)
+    max_epochs: int = Field(gt=0)
+    patience: int = Field(ge=1)  # epochs without a better primary-task validation loss
     seed: int = 0
     task_weights: dict[str, float] = Field(default_factory=dict)  # missing task -> 1.0
     primary: str | None = None  # early stopping / best-epoch task (default: the first task)
     regression_loss: Literal["huber", "mse"] = "huber"
-    n_bags: int = Field(1, ge=1)  # seeds seed, seed+1, ...; logits averaged
+    n_bags: int = Field(ge=1)  # seeds seed, seed+1, ...; logits averaged
     num_threads: int = Field(1, ge=1)  # torch threads while training: 2 ran ~20-50x slower on the shared 2-core box
 
 
