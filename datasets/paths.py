@@ -1,8 +1,9 @@
-"""Where runtime state lives: everything under one folder, TAILOR_HOME (default ./var)."""
+"""Where runtime state lives (TAILOR_HOME, default ./var) and where the configs are found."""
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 
@@ -19,8 +20,21 @@ def data_dir(dataset: str) -> Path:
 
 
 def repo_root() -> Path:
-    """The source checkout (configs/ lives here)."""
+    """The folder holding the packages: the source checkout, or site-packages when installed."""
     return Path(__file__).resolve().parent.parent
+
+
+def configs_dir() -> Path:
+    """The configs/ folder: package data `datasets/configs` in an installed wheel, else the checkout's configs/.
+
+    pyproject.toml maps the checkout's top-level configs/ onto the package `datasets.configs`, so a wheel
+    carries the YAML files inside `datasets`; in the checkout (an editable install, or PYTHONPATH) that
+    folder does not exist and the top-level one is read.
+    """
+    installed = resources.files(__package__) / "configs"
+    if installed.is_dir():
+        return Path(str(installed))
+    return repo_root() / "configs"
 
 
 def config_path(name: str) -> Path:
@@ -28,4 +42,4 @@ def config_path(name: str) -> Path:
     p = Path(name)
     if p.suffix in {".yaml", ".yml"} and p.exists():
         return p
-    return repo_root() / "configs" / f"{name}.yaml"
+    return configs_dir() / f"{name}.yaml"
