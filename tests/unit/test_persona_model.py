@@ -50,7 +50,7 @@ def test_repeat_logit_lands_only_on_history_items(net):
     net.eval()  # no dropout: both calls must see the same encoder
     b, it = batch([[3, 4]]), items()
     diff = (net(b, it) - net.explore(b, it)).detach()[0]
-    assert set(torch.nonzero(diff).flatten().tolist()) <= {3, 4}
+    assert set(torch.nonzero(diff).flatten().tolist()) == {3, 4}  # each history item, and nothing else
     assert diff[9] == 0  # the last item is not touched by history padding
 
 
@@ -116,13 +116,21 @@ def test_training_step_with_every_loss_is_finite_and_differentiable():
 
 
 def test_validation_never_drops_history_items():
+    """Validation ranks with the whole history (hist_dropout is for training only): its top-k equal the net's own
+    ranking of the full batch, and the new-item list holds none of the member's items."""
     from training.persona.lightning import PersonaModule
 
+    torch.manual_seed(0)
     shape = PersonaShape(n_items=N, n_categories=3, n_price_bands=4, n_regions=2, n_age_bands=2, dim=8)
-    module = PersonaModule(shape, items(), lr=1e-3, weight_decay=0.0, k=5, hist_dropout=0.9).eval()
-    b = batch([[1, 2, 3, 4, 5, 6], [7, 8]])
+    module = PersonaModule(shape, items(), lr=1e-3, weight_decay=0.0, k=3, hist_dropout=0.9).eval()
+    hist = [[1, 2, 3, 4, 5, 6], [7, 8]]
+    b = batch(hist)
     with torch.no_grad():
         module.validation_step(b, 0)
-        module.validation_step(b, 0)
-    (a1, n1), (a2, n2) = module._val
-    assert (a1 == a2).all() and (n1 == n2).all()
+        full = module.net(b, module.items)  # explore + repeat logits from every history item
+        explore = module.net.explore(b, module.items)
+    ((top_all, top_new),) = module._val
+    assert (top_all == torch.topk(full, 3, dim=1).indices.numpy()).all()
+    for r, h in enumerate(hist):
+        new = [i for i in torch.argsort(explore[r], descending=True).tolist() if i not in h][:3]
+        assert top_new[r].tolist() == new, (r, top_new[r], new)
