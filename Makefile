@@ -51,8 +51,9 @@ test-slow: install browser postgres
 test-all: install browser postgres
 	$(REQUIRE) $(BIN)/python -m pytest -q -n 2 -m ''
 
+# Style, and the one-way imports (pyproject.toml [tool.importlinter]: tailor > training | serving > datasets).
 lint: install
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datasets.paths import tailor_home
+from datasets.layout import Layout
 
 log = logging.getLogger(__name__)
 REASON = "erased"
@@ -38,7 +38,7 @@ REASON = "erased"
 
 def store_path(home: Path | None = None) -> Path:
     """The serving event store holding the tombstones."""
-    return (home or tailor_home()) / "serving" / "events.db"
+    return Layout.of(home).events_db
 
 
 def erased_members(home: Path | None = None) -> set[str]:

@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 
 from datasets import erasure, sources
 from datasets import quarantine as q
+from datasets.layout import Layout
 from datasets.membership import derive_tiers
-from datasets.paths import data_dir
 from datasets.pseudonym import load_key, pseudonymize, pseudonymize_fast
 from datasets.schema import TABLES, arrow_schema, conform, empty
 from datasets.settings import PrepareConfig
@@ -55,7 +55,7 @@ def prepare(
 ) -> dict:
     """Prepare (or with `append`, add a batch to) a dataset; returns the report."""
     raw = sources.get(source).read(Path(path), cfg)
-    target = data_dir(dataset or source)
+    target = Layout.from_env().data(dataset or source)
     old = Dataset(target) if append and (target / "manifest.json").exists() else None
     batch_id = content_hash(raw.paths)
     if old is not None and any(b["id"] == batch_id for b in old.manifest["batches"]):

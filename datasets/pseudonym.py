@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from datasets.paths import tailor_home
+from datasets.layout import Layout
 
 PREFIX = "m_"
 _LEN = 16  # hex chars: 64 bits, collision-free in practice below ~10^8 members
@@ -26,7 +26,7 @@ def load_key() -> bytes:
     env = os.environ.get("TAILOR_PSEUDONYM_KEY")
     if env:
         return env.encode()
-    path = tailor_home() / "secrets" / "pseudonym.key"
+    path = Layout.from_env().pseudonym_key
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datasets import erasure
-from datasets.paths import data_dir
+from datasets.layout import Layout
 from datasets.schema import TABLE_NAMES, arrow_schema, empty
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,9 @@ def partition_of(member_ids: pd.Series, n_partitions: int) -> pd.Series:
 class Dataset:
     """Read access to a prepared dataset."""
 
-    def __init__(self, name_or_path: str | Path) -> None:
+    def __init__(self, name_or_path: str | Path, layout: Layout | None = None) -> None:
         p = Path(name_or_path)
-        self.path = p if (p / "manifest.json").exists() else data_dir(str(name_or_path))
+        self.path = p if (p / "manifest.json").exists() else Layout.of(layout).data(str(name_or_path))
         if not (self.path / "manifest.json").exists():
             raise FileNotFoundError(
                 f"no prepared dataset at {self.path}; run `tailor prepare SOURCE --path FILE --dataset NAME` first"

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 from tqdm.auto import tqdm
 
-from datasets.config import load
-from datasets.paths import tailor_home
-from datasets.schema import OFFER_KINDS
+from datasets.config import Strict, load
+from datasets.layout import Layout
+from datasets.schema import OfferKind
 from datasets.settings import TierLevel
 from datasets.store import staged
 from datasets.synthetic_sim import DAY, DAYPARTS, TS, Catalog, simulate
@@ -30,7 +30,7 @@ from datasets.synthetic_sim import DAY, DAYPARTS, TS, Catalog, simulate
 Share = Field(ge=0, le=1)
 
 
-class MembersCfg(BaseModel):
+class MembersCfg(Strict):
     history_days: float = Field(gt=0)
     joined_in_span: float = Share
     regions: list[str]
@@ -52,7 +52,7 @@ class MembersCfg(BaseModel):
         return v
 
 
-class CatalogCfg(BaseModel):
+class CatalogCfg(Strict):
     categories: dict[str, float]
     items_per_category: int = Field(gt=0)
     subcategories: int = Field(gt=0)
@@ -62,7 +62,7 @@ class CatalogCfg(BaseModel):
     zipf: float = Field(ge=0)
 
 
-class SessionCfg(BaseModel):
+class SessionCfg(Strict):
     views_mean: float = Field(ge=1)
     search_rate: float = Share
     focus: float = Share
@@ -74,47 +74,40 @@ class SessionCfg(BaseModel):
     coupon_discount: float = Field(ge=0, lt=1)
 
 
-class TiersCfg(BaseModel):
+class TiersCfg(Strict):
     points_per_unit: float = Field(ge=0)
     levels: list[TierLevel]
 
 
-class OfferSpec(BaseModel):
+class OfferSpec(Strict):
     offer_id: str
-    kind: str
-    scope: list[str] = []
+    kind: OfferKind
+    scope: list[str] = Field(default_factory=list)
     value: float
     cost: float
     uplift: float  # mean planted uplift on conversion probability
     start_day: int = Field(ge=0)
     days: int = Field(gt=0)
     budget: float
-    eligible_tiers: list[str] = []
-
-    @field_validator("kind")
-    @classmethod
-    def _kind(cls, v: str) -> str:
-        if v not in OFFER_KINDS:
-            raise ValueError(f"offer kind must be one of {OFFER_KINDS}")
-        return v
+    eligible_tiers: list[str] = Field(default_factory=list)
 
 
-class OffersCfg(BaseModel):
+class OffersCfg(Strict):
     exposure_rate: float = Share
     treated_share: float = Share
     base_rate: float = Field(gt=0, lt=1)
     catalog: list[OfferSpec]
 
 
-class DirtCfg(BaseModel):
-    duplicate: float = Field(0.0, ge=0, le=0.1)
-    missing_member_id: float = Field(0.0, ge=0, le=0.1)
-    ts_out_of_range: float = Field(0.0, ge=0, le=0.1)
-    non_positive_quantity: float = Field(0.0, ge=0, le=0.1)
-    non_positive_price: float = Field(0.0, ge=0, le=0.1)
+class DirtCfg(Strict):
+    duplicate: float = Field(ge=0, le=0.1)
+    missing_member_id: float = Field(ge=0, le=0.1)
+    ts_out_of_range: float = Field(ge=0, le=0.1)
+    non_positive_quantity: float = Field(ge=0, le=0.1)
+    non_positive_price: float = Field(ge=0, le=0.1)
 
 
-class SyntheticConfig(BaseModel):
+class SyntheticConfig(Strict):
     end: str
     span_days: int = Field(gt=0)
     chunk_members: int = Field(gt=0)
@@ -261,7 +254,7 @@ def run_generate(
 ) -> dict:
     """`tailor generate`: write a synthetic raw dataset (atomically) and print a short summary."""
     cfg = load(SyntheticConfig, config, overrides or ())
-    target = Path(out) if out else tailor_home() / "raw" / f"synthetic-{members}-{seed}"
+    target = Path(out) if out else Layout.from_env().raw(f"synthetic-{members}-{seed}")
     t0 = time.perf_counter()
     with staged(target) as stage:
         summary = generate(cfg, members, seed, stage)

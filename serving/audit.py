@@ -6,16 +6,15 @@ JSON detail. The API only inserts and reads; triggers make UPDATE and DELETE fai
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from datasets.paths import tailor_home
+from datasets.layout import Layout
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, "
@@ -32,7 +31,7 @@ class AuditLog:
     """Insert-only access to one audit database; safe to share between threads."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path else tailor_home() / "serving" / "audit.db"
+        self.path = Path(path) if path else Layout.from_env().audit_db
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -74,7 +73,7 @@ _default: AuditLog | None = None
 def log() -> AuditLog:
     """The audit log of the current TAILOR_HOME (opened once per process)."""
     global _default
-    path = tailor_home() / "serving" / "audit.db"
+    path = Layout.from_env().audit_db
     if _default is None or _default.path != path:
         _default = AuditLog(path)
     return _default
@@ -83,25 +82,3 @@ def log() -> AuditLog:
 def read_audit(limit: int = 100, member: str | None = None) -> list[dict[str, Any]]:
     """Newest audit rows; `member` is a pseudonym (see `tailor audit --member`, which pseudonymizes a raw id)."""
     return log().read(limit, member)
-
-
-def main_audit(argv: Sequence[str] | None = None) -> int:
-    """`tailor audit [--limit N] [--member RAW_ID | --pseudonym m_...] [--dataset NAME]`: print the newest rows."""
-    p = argparse.ArgumentParser(prog="tailor audit", description="the serving audit log, newest first")
-    p.add_argument("--limit", type=int, default=50)
-    who = p.add_mutually_exclusive_group()
-    who.add_argument("--member", help="raw member id (pseudonymized here, never stored)")
-    who.add_argument("--pseudonym", help="member pseudonym as stored (m_...)")
-    p.add_argument("--dataset", help="dataset whose pseudonymization applies to --member (default: the served one)")
-    a = p.parse_args(argv)
-    member = a.pseudonym
-    if a.member:
-        from datasets.pseudonym import load_key, pseudonymize_one
-        from datasets.store import Dataset
-        from serving.bundle import serving_config
-
-        namespace = Dataset(a.dataset or serving_config()["dataset"]).manifest.get("id_namespace", "")
-        member = pseudonymize_one(a.member.strip(), load_key(), namespace)
-    for r in read_audit(a.limit, member):
-        print(f"{r['ts']}  {r['principal']:<20} {r['action']:<12} {r['member'] or '-':<20} {json.dumps(r['detail'])}")
-    return 0

@@ -8,19 +8,17 @@ sha256(salt + id), never raw, and such a key reads only that member's report.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import secrets
 import sqlite3
-import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from datasets.paths import tailor_home
+from datasets.layout import Layout
 
 SCOPES = ("read", "events", "report", "admin")
 _SCHEMA = """
@@ -67,7 +65,7 @@ class KeyStore:
     """The key table of one SQLite file; safe to share between threads."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path else tailor_home() / "serving" / "keys.db"
+        self.path = Path(path) if path else Layout.from_env().keys_db
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -133,7 +131,7 @@ _default: KeyStore | None = None
 def store() -> KeyStore:
     """The key store of the current TAILOR_HOME (opened once per process)."""
     global _default
-    path = tailor_home() / "serving" / "keys.db"
+    path = Layout.from_env().keys_db
     if _default is None or _default.path != path:
         _default = KeyStore(path)
     return _default
@@ -152,30 +150,3 @@ def revoke_key(name: str) -> bool:
 def check(raw_key: str | None, scope: str) -> Principal:
     """Authenticate a raw key for a scope (AuthError with status 401/403 when refused)."""
     return store().check(raw_key, scope)
-
-
-def main_keys(argv: Sequence[str] | None = None) -> int:
-    """`tailor keys create NAME --scopes read,events [--member ID] | list | revoke NAME`."""
-    p = argparse.ArgumentParser(prog="tailor keys", description="API keys of the serving endpoints")
-    sub = p.add_subparsers(dest="action", required=True)
-    c = sub.add_parser("create", help="create a key (printed once)")
-    c.add_argument("name")
-    c.add_argument("--scopes", required=True, help=f"comma-separated among {','.join(SCOPES)}")
-    c.add_argument("--member", help="bind the key to one member id: it reads only that member's report")
-    sub.add_parser("list", help="keys, scopes and dates (no secrets)")
-    r = sub.add_parser("revoke", help="revoke a key by name")
-    r.add_argument("name")
-    a = p.parse_args(argv)
-    if a.action == "create":
-        key = create_key(a.name, [s.strip() for s in a.scopes.split(",") if s.strip()], a.member)
-        print(key)
-        print("store this key now: it is not shown again", file=sys.stderr)
-    elif a.action == "list":
-        for k in store().list():
-            state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "live"
-            bound = " member-bound" if k["member_bound"] else ""
-            print(f"{k['name']:<24} {k['scopes']:<28} created {k['created_at']}  {state}{bound}")
-    elif not revoke_key(a.name):
-        print(f"error: no live key named '{a.name}'", file=sys.stderr)
-        return 2
-    return 0

@@ -1,9 +1,10 @@
-"""What serving loads from the registry and TAILOR_HOME: the persona bundle, batch scores, its config.
+"""What serving loads from the registry and TAILOR_HOME: the persona bundle, batch scores, champions.
 
-The persona bundle is read from the registered model's own artifact folder (weights, item table
-with vectors, persona vectors of all members) and the plain torch module, never Lightning.
-Churn/propensity/uplift scores come from the batch-score Parquet (`tailor score FAMILY`) when it was
-written by the current champion; otherwise they are None (their pyfuncs need Lightning to load).
+Every model comes through MLflow: the persona is the family's registered pyfunc
+(`mlflow.pyfunc.load_model(...).unwrap_python_model()`: weights, item table, the encoder), so
+serving never imports `training`; it needs only the registry. Churn/propensity/uplift scores come
+from the batch-score Parquet (`tailor score FAMILY`) when it was written by the current champion;
+otherwise they are None.
 """
 
 from __future__ import annotations
@@ -11,70 +12,101 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
-import torch
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
-from datasets.config import load_yaml
-from datasets.paths import tailor_home
+from datasets.layout import Layout
 
 log = logging.getLogger(__name__)
-FAMILIES = ("persona", "churn", "propensity", "uplift")
+ALIAS = "champion"
 
 
-def serving_config(name: str = "serving") -> dict:
-    """configs/serving.yaml as a dict."""
-    return load_yaml(name)
+def registry(layout: Layout) -> MlflowClient:
+    """A client on the layout's tracking and registry store; `models:/` URIs resolve there too."""
+    uri = layout.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(uri, uri)
 
 
-def champion_version(family: str) -> int | None:
+def champion_version(family: str, layout: Layout | None = None) -> int | None:
     """The champion version of a family, or None (no registry, no model, no alias)."""
-    from training.registry import champion
+    layout = Layout.of(layout)
+    if not layout.tracking_uri.startswith("sqlite:///") or layout.mlflow_db.exists():
+        try:
+            return int(registry(layout).get_model_version_by_alias(family, ALIAS).version)
+        except MlflowException as exc:
+            log.info("no %s champion: %s", family, exc.message)
+    return None
 
-    try:
-        found = champion(family)
-    except Exception as exc:
-        log.info("no %s champion: %s", family, exc)
-        return None
-    return found[0] if found else None
+
+def champions(layout: Layout | None = None) -> list[Any]:
+    """The champion ModelVersion of every registered model family that has one, by name."""
+    layout = Layout.of(layout)
+    if layout.tracking_uri.startswith("sqlite:///") and not layout.mlflow_db.exists():
+        return []
+    c = registry(layout)
+    found = []
+    for m in sorted(c.search_registered_models(), key=lambda m: m.name):
+        if ALIAS in (m.aliases or {}):
+            found.append(c.get_model_version_by_alias(m.name, ALIAS))
+    return found
 
 
 @dataclass
 class PersonaBundle:
+    """A persona version as served: the family's pyfunc (loaded through MLflow) and its members' vectors."""
+
     version: int
-    net: torch.nn.Module
-    items: pd.DataFrame  # item_id, category_code, price_band, repeat_rate, bias, vector
-    vectors: pd.DataFrame  # member_id, vector
-    vocab: dict
-    max_len: int
+    model: Any  # the registered pyfunc's python model: net, items, vocab, max_len, encode(rows, at), folder
+    vectors: pd.DataFrame  # member_id, vector (from the model's artifacts; emptied once batch vectors are served)
+
+    @property
+    def net(self) -> Any:
+        return self.model.net
+
+    @property
+    def items(self) -> pd.DataFrame:  # item_id, category_code, price_band, repeat_rate, bias, vector
+        return self.model.items
+
+    @items.setter
+    def items(self, frame: pd.DataFrame) -> None:  # the snapshot trims the vector column once it is indexed
+        self.model.items = frame
+
+    @property
+    def vocab(self) -> dict:
+        return self.model.vocab
+
+    @property
+    def max_len(self) -> int:
+        return self.model.max_len
 
     @property
     def dim(self) -> int:
         return int(self.net.shape.dim)
 
+    def encode(self, rows: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
+        """Vectors (member_id, vector) of the members in `rows` from their purchases before `at`."""
+        return self.model.encode(rows, at)
 
-def load_persona(version: int | None = None) -> PersonaBundle:
-    """The persona model `version` (default: the champion) from its registered artifacts."""
-    from training.persona.model import PersonaNet, PersonaShape
-    from training.tracking import client
 
-    client()  # points both the tracking and the registry URI at this TAILOR_HOME (models:/ URIs use the registry)
-    version = version or champion_version("persona")
+def load_persona(version: int | None = None, layout: Layout | None = None) -> PersonaBundle:
+    """The persona model `version` (default: the champion) from the registry."""
+    layout = Layout.of(layout)
+    version = version or champion_version("persona", layout)
     if version is None:
         raise ValueError("no persona champion: train one (`tailor train persona`) and promote it")
-    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/persona/{version}"))
-    folder = next(p.parent for p in root.rglob("meta.json") if (p.parent / "net.pt").exists())
-    meta = json.loads((folder / "meta.json").read_text())
-    net = PersonaNet(PersonaShape(**meta["shape"]))
-    net.load_state_dict(torch.load(folder / "net.pt", weights_only=True))
-    net.eval()
-    vectors = pd.read_parquet(folder / "vectors.parquet")
+    registry(layout)
+    model = mlflow.pyfunc.load_model(f"models:/persona/{version}").unwrap_python_model()
+    path = model.folder / "vectors.parquet"
+    vectors = pd.read_parquet(path) if path.exists() else pd.DataFrame({"member_id": [], "vector": []})
     vectors["member_id"] = vectors["member_id"].astype(str)
-    return PersonaBundle(int(version), net, pd.read_parquet(folder / "items.parquet"), vectors, meta["vocab"],
-                         meta["max_len"])  # fmt: skip
+    return PersonaBundle(int(version), model, vectors)
 
 
 @dataclass
@@ -89,7 +121,9 @@ class MemberVectors:
         return {m: k for k, m in enumerate(self.ids)}
 
 
-def member_vectors(bundle: PersonaBundle, dataset: str, erased: set[str] = frozenset()) -> MemberVectors:
+def member_vectors(
+    bundle: PersonaBundle, dataset: str, erased: set[str] = frozenset(), layout: Layout | None = None
+) -> MemberVectors:
     """The members' vectors: `tailor score`'s batch file when this persona version wrote it, else the model's own.
 
     The batch file holds every member of the dataset refolded at the data's end, so a dataset
@@ -97,9 +131,7 @@ def member_vectors(bundle: PersonaBundle, dataset: str, erased: set[str] = froze
     """
     import pyarrow.parquet as pq
 
-    from serving.batch import members_path
-
-    path = members_path(dataset)
+    path = Layout.of(layout).member_scores(dataset)
     if path.exists():
         meta = json.loads(pq.read_schema(path).metadata[b"tailor"])
         if meta["versions"].get("persona") == bundle.version:
@@ -116,9 +148,9 @@ def member_vectors(bundle: PersonaBundle, dataset: str, erased: set[str] = froze
     return MemberVectors(vec["member_id"].to_numpy(dtype=object), mat, "model")
 
 
-def load_scores(family: str, dataset: str, version: int | None) -> pd.DataFrame | None:
+def load_scores(family: str, dataset: str, version: int | None, layout: Layout | None = None) -> pd.DataFrame | None:
     """Batch scores of `family` (index member_id) written by champion `version`, else None."""
-    path = tailor_home() / "scores" / family / f"{dataset}.parquet"
+    path = Layout.of(layout).scores(family, dataset)
     if version is None or not path.exists():
         return None
     frame = pd.read_parquet(path)

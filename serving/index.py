@@ -1,4 +1,4 @@
-"""FAISS indices for serving (`tailor index`): items, members (lookalikes) and offers.
+"""FAISS indices for serving: items, members (lookalikes) and offers (built by `tailor index`, `tailor/index.py`).
 
 All three are inner-product indices. Items hold [v_i, b_i] and are queried with [u, 1], so the
 score is the persona model's discovery logit u . v_i + b_i (PersonaNet.explore). Members hold
@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 import pandas as pd
-
-from datasets.paths import tailor_home
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +32,11 @@ class IndexSettings:
     hnsw_m: int = 32
     ef_construction: int = 200
     ef_search: int = 256
+
+    @classmethod
+    def of(cls, cfg: Any) -> IndexSettings:
+        """The index settings of the serving config's `index` section."""
+        return cls(cfg.exact_below, cfg.hnsw_m, cfg.ef_construction, cfg.ef_search)
 
 
 @dataclass
@@ -154,10 +157,6 @@ def offer_matrix(offers: list, items: pd.DataFrame, categories: pd.Series) -> np
     return np.stack(out).astype(np.float32) if out else np.zeros((0, mat.shape[1]), dtype=np.float32)
 
 
-def index_dir(home: Path | None = None) -> Path:
-    return (home or tailor_home()) / "serving" / "indices"
-
-
 def save(folder: Path, name: str, idx: IdIndex) -> None:
     faiss.write_index(idx.index, str(folder / f"{name}.faiss"))
     (folder / f"{name}_ids.json").write_text(json.dumps([str(x) for x in idx.ids]))
@@ -166,52 +165,3 @@ def save(folder: Path, name: str, idx: IdIndex) -> None:
 def load(folder: Path, name: str) -> IdIndex:
     ids = np.array(json.loads((folder / f"{name}_ids.json").read_text()), dtype=object)
     return IdIndex(faiss.read_index(str(folder / f"{name}.faiss")), ids)
-
-
-def build_indices(home: Path | None = None, persona_version: int | None = None, dataset: str | None = None) -> dict:
-    """`tailor index`: build and save the item, member and offer indices of a persona version; returns the manifest.
-
-    Erased members (tombstones) are left out. Prints recall@10 of each index against exact search.
-    """
-    from serving.bundle import load_persona, member_vectors, serving_config
-    from serving.events import tombstoned
-    from serving.offers import load_catalogue
-
-    cfg = serving_config()
-    home = home or tailor_home()
-    t0 = time.perf_counter()
-    bundle = load_persona(persona_version)
-    s = IndexSettings(**{k: cfg["index"][k] for k in ("exact_below", "hnsw_m", "ef_construction", "ef_search")})
-    from datasets.store import Dataset
-
-    ds = Dataset(dataset or cfg["dataset"])
-    vec = member_vectors(bundle, ds.name, tombstoned(home))
-    cats = ds.table("items", ["item_id", "category"]).set_index("item_id")["category"]
-    catalogue = load_catalogue(cfg["offers"])
-    mats = {
-        "items": (item_matrix(bundle.items), bundle.items["item_id"].to_numpy(dtype=object)),
-        "members": (normalize(vec.matrix), vec.ids),
-        "offers": (offer_matrix(catalogue.offers, bundle.items, cats),
-                   np.array([o.offer_id for o in catalogue.offers], dtype=object)),
-    }  # fmt: skip
-    folder = index_dir(home)
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    queries = vec.matrix if len(vec.ids) else np.zeros((1, bundle.dim), dtype=np.float32)
-    queries = queries[rng.permutation(len(queries))[: cfg["index"]["recall_queries"]]]
-    manifest: dict = {"persona_version": bundle.version, "dataset": ds.name, "policy_version": catalogue.version,
-                      "member_vectors": vec.source, "indices": {}}  # fmt: skip
-    for name, (mat, ids) in mats.items():
-        idx = IdIndex(make_index(mat, s), ids)
-        q = normalize(queries) if name == "members" else member_query(queries)
-        rec = recall_at_k(idx.index, mat, q, 10) if len(mat) else 1.0
-        kind = type(idx.index).__name__
-        manifest["indices"][name] = {"size": len(ids), "type": kind, "dim": int(mat.shape[1]), "recall@10": rec}
-        save(folder, name, idx)
-        print(f"index {name}: {len(ids):,} vectors, {kind}, recall@10 vs exact {rec:.4f}")
-        if rec < cfg["index"]["recall_target"]:
-            log.warning("index %s recall@10 %.3f below target %.2f", name, rec, cfg["index"]["recall_target"])
-    manifest["build_s"] = round(time.perf_counter() - t0, 2)
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    print(f"indices of persona v{bundle.version} -> {folder} in {manifest['build_s']} s")
-    return manifest

@@ -16,6 +16,7 @@ import anyio
 import bentoml
 from starlette.responses import JSONResponse
 
+from datasets.layout import Layout
 from serving import schemas as s
 from serving.audit import log as audit_log
 from serving.http_guard import MAX_BODY, PRINCIPAL, Guard
@@ -74,7 +75,7 @@ class Tailor:
     def __init__(self) -> None:
         from serving.state import ServingState  # torch/faiss/mlflow: imported here, in the worker only
 
-        self.state = ServingState.load(dataset=_dataset())
+        self.state = ServingState.load(Layout.from_env(), dataset=_dataset())
         logging.getLogger("bentoml._internal.server.http_app").addFilter(_QuietInvalidInput())
         self.log = audit_log()
         self.log.record("service", "start", None, versions=self.state.versions())

@@ -10,28 +10,24 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from datasets.features import features_at
+from datasets.layout import Layout
 from datasets.pseudonym import load_key
 from datasets.split import dataset_end
 from datasets.store import Dataset
 from serving import index as ix
-from serving.bundle import (
-    FAMILIES,
-    MemberVectors,
-    PersonaBundle,
-    champion_version,
-    load_persona,
-    load_scores,
-    member_vectors,
-)
+from serving.bundle import MemberVectors, PersonaBundle, champions, load_persona, load_scores, member_vectors
+from serving.config import IndexConfig, ServingConfig
 from serving.offers import Catalogue, load_catalogue
 
 log = logging.getLogger(__name__)
 TAGS = ("top_categories", "price_band", "time_of_day", "weekend_habit", "channel", "region")
+SCORED = ("churn", "propensity", "uplift")  # the families whose batch scores the service reads
 FEATURES = ["segment", "lifecycle", "recency_days", "frequency", "monetary", "tier", "points_balance", *TAGS]
 
 
@@ -204,10 +200,15 @@ class Snapshot:
     versions: dict[str, int | None]
 
 
-def _indices(bundle: PersonaBundle, vectors: MemberVectors, catalogue: Catalogue, category: pd.Series,
-             settings: dict):  # fmt: skip
+def _indices(
+    bundle: PersonaBundle,
+    vectors: MemberVectors,
+    catalogue: Catalogue,
+    category: pd.Series,
+    settings: IndexConfig,
+    folder: Path,
+) -> tuple[ix.IdIndex, ix.IdIndex, ix.IdIndex]:
     """(items, members, offers) indices: the saved ones when built for this persona version and catalogue."""
-    folder = ix.index_dir()
     manifest_path = folder / "manifest.json"
     if manifest_path.exists():
         man = json.loads(manifest_path.read_text())
@@ -218,7 +219,7 @@ def _indices(bundle: PersonaBundle, vectors: MemberVectors, catalogue: Catalogue
                 return ix.load(folder, "items"), members, ix.load(folder, "offers")
         log.warning("saved indices do not match persona v%s and this catalogue: built in memory (run tailor index)",
                     bundle.version)  # fmt: skip
-    s = ix.IndexSettings(**{k: settings[k] for k in ("exact_below", "hnsw_m", "ef_construction", "ef_search")})
+    s = ix.IndexSettings.of(settings)
     items = ix.IdIndex(ix.make_index(ix.item_matrix(bundle.items), s), bundle.items["item_id"].to_numpy(dtype=object))
     members = ix.IdIndex(ix.make_index(ix.normalize(vectors.matrix), s), vectors.ids)
     offers = ix.IdIndex(ix.make_index(ix.offer_matrix(catalogue.offers, bundle.items, category), s),
@@ -226,23 +227,24 @@ def _indices(bundle: PersonaBundle, vectors: MemberVectors, catalogue: Catalogue
     return items, members, offers
 
 
-def load_snapshot(dataset: str, cfg: dict, erased: set[str]) -> Snapshot:
+def load_snapshot(dataset: str, cfg: ServingConfig, erased: set[str], layout: Layout) -> Snapshot:
     """Load the champions, the dataset's features and histories, and the indices."""
-    ds = Dataset(dataset)
+    ds = Dataset(dataset, layout)
     end = dataset_end(ds)
-    versions = {f: champion_version(f) for f in FAMILIES}
-    bundle = load_persona(versions["persona"])
-    catalogue = load_catalogue(cfg["offers"])
+    versions: dict[str, int | None] = {f: None for f in ("persona", *SCORED)}
+    versions.update({mv.name: int(mv.version) for mv in champions(layout)})
+    bundle = load_persona(versions["persona"], layout)
+    catalogue = load_catalogue(cfg.offers)
     items = ds.table("items", ["item_id", "category"])
     category = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["category"].astype(object)
-    vectors = member_vectors(bundle, ds.name, erased)
-    it, mem, off = _indices(bundle, vectors, catalogue, category, cfg["index"])
+    vectors = member_vectors(bundle, ds.name, erased, layout)
+    it, mem, off = _indices(bundle, vectors, catalogue, category, cfg.index, layout.indices)
     feats = features_at(ds, end)[["member_id", *FEATURES]]
     feats = _compact(feats.assign(member_id=feats["member_id"].astype(str)).set_index("member_id"))
     attrs = ds.table("members", ["member_id", "region", "age_band"])
     attrs = _compact(attrs.assign(member_id=attrs["member_id"].astype(str)).set_index("member_id"))
     buys = purchases_of(ds, erased)
-    recent = buys.loc[buys["ts"] >= end - pd.Timedelta(days=cfg["popular_days"]), "item_id"]
+    recent = buys.loc[buys["ts"] >= end - pd.Timedelta(days=cfg.popular_days), "item_id"]
     popular = (recent if len(recent) else buys["item_id"]).value_counts(normalize=True)
     popular = popular[popular.index.isin(bundle.items["item_id"].astype(str))] if len(popular) else popular
     rows = vectors.rows()  # shared with the member index's positions when both hold the same members in order
@@ -259,8 +261,8 @@ def load_snapshot(dataset: str, cfg: dict, erased: set[str]) -> Snapshot:
     if vectors.source != "model":  # served from the batch file: the model's own copy of the vectors is not needed
         bundle.vectors = bundle.vectors.iloc[:0]
     scores: dict[str, Rows | None] = {}
-    for f in ("churn", "propensity", "uplift"):
-        frame = load_scores(f, ds.name, versions[f])
+    for f in SCORED:
+        frame = load_scores(f, ds.name, versions[f], layout)
         if frame is not None:
             frame = frame.drop(columns=["model", "cutoff"], errors="ignore")
         if (

@@ -12,7 +12,6 @@ import contextlib
 import ctypes
 import gc
 import logging
-import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -21,9 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from datasets.layout import Layout
 from datasets.pseudonym import pseudonymize_fast, pseudonymize_one
 from serving import index as ix
-from serving.bundle import score_of, serving_config
+from serving.bundle import score_of
+from serving.config import ServingConfig
 from serving.events import EventStore, validate
 from serving.offers import MemberView
 from serving.offers import rank_offers as rank
@@ -34,8 +35,8 @@ from serving.snapshot import plain as _plain
 class ServingState:
     """Persona, recommendations, lookalikes, offers, ingestion and erasure over one snapshot."""
 
-    def __init__(self, snap: Snapshot, store: EventStore, cfg: dict, dataset: str) -> None:
-        self._snap, self._store, self._cfg, self._dataset = snap, store, cfg, dataset
+    def __init__(self, snap: Snapshot, store: EventStore, cfg: ServingConfig, dataset: str, layout: Layout) -> None:
+        self._snap, self._store, self._cfg, self._dataset, self._layout = snap, store, cfg, dataset, layout
         self._lock = threading.RLock()
         self._fresh: dict[str, np.ndarray] = {}  # member -> vector folded in from ingested events
         self._recent: dict[str, dict] = {}  # member -> feature overrides after ingested purchases
@@ -44,14 +45,15 @@ class ServingState:
         self._touched = store.members()
 
     @classmethod
-    def load(cls, home: Path | None = None, dataset: str | None = None) -> ServingState:
-        """Load the champions, indices and features; `home` sets TAILOR_HOME for this process."""
-        if home is not None:
-            os.environ["TAILOR_HOME"] = str(home)
-        cfg = serving_config()
-        dataset = dataset or cfg["dataset"]
-        store = EventStore()
-        state = cls(load_snapshot(dataset, cfg, store.tombstoned()), store, cfg, dataset)
+    def load(
+        cls, home: Layout | Path | None = None, dataset: str | None = None, cfg: ServingConfig | None = None
+    ) -> ServingState:
+        """Load the champions, indices and features of the home's `dataset` (default: the config's)."""
+        layout = Layout.of(home)
+        cfg = cfg or ServingConfig.load()
+        dataset = dataset or cfg.dataset
+        store = EventStore(layout.home)
+        state = cls(load_snapshot(dataset, cfg, store.tombstoned(), layout), store, cfg, dataset, layout)
         _freeze_heap()
         return state
 
@@ -84,8 +86,6 @@ class ServingState:
         return s.history.items_of(p)
 
     def _encode(self, s: Snapshot, p: str, hist: pd.DataFrame) -> np.ndarray:
-        from training.persona.pyfunc import encode_history
-
         a = s.attrs.get(p) or {}
         region, age = _plain(a.get("region")), _plain(a.get("age_band"))
         if hist.empty:  # cold start: attributes only, the same vector for everyone who shares them (cached)
@@ -93,14 +93,12 @@ class ServingState:
             if key not in self._cold:
                 rows = pd.DataFrame({"member_id": [p], "item_id": [None], "ts": [s.end], "region": [region],
                                      "age_band": [age]})  # fmt: skip
-                b = s.persona
-                out = encode_history(b.net, b.items, s.item_index, b.vocab, rows, s.end, b.max_len)
+                out = s.persona.encode(rows, s.end)
                 self._cold[key] = np.asarray(out["vector"].iloc[0], dtype=np.float32)
             return self._cold[key]
         rows = hist.assign(member_id=p, region=region, age_band=age)
         at = max(s.end, pd.Timestamp(rows["ts"].max()).tz_convert("UTC")) + pd.Timedelta(microseconds=1)
-        b = s.persona
-        out = encode_history(b.net, b.items, s.item_index, b.vocab, rows, at, b.max_len)
+        out = s.persona.encode(rows, at)
         return np.asarray(out["vector"].iloc[0], dtype=np.float32)
 
     def _vector(self, s: Snapshot, p: str) -> tuple[np.ndarray, bool]:
@@ -146,8 +144,8 @@ class ServingState:
         }  # fmt: skip
 
     def _k(self, k: int, field: str = "k") -> int:
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self._cfg["limits"]["max_k"]:
-            raise ValueError(f"{field}: must be an integer in 1..{self._cfg['limits']['max_k']}")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self._cfg.limits.max_k:
+            raise ValueError(f"{field}: must be an integer in 1..{self._cfg.limits.max_k}")
         return k
 
     def recommend(self, member_id: str, k: int = 10, exclude_bought: bool = True) -> dict:
@@ -208,7 +206,7 @@ class ServingState:
     def _fresh_vectors(self, s: Snapshot) -> dict[str, np.ndarray]:
         """Vectors refolded from ingested events (the index still holds their old ones); at most `fresh_max` members,
         refolding up to that many members whose events were not read yet."""
-        limit = self._cfg.get("lookalike", {}).get("fresh_max", 10_000)
+        limit = self._cfg.lookalike.fresh_max
         with self._lock:
             pending = [p for p in self._touched if p not in self._fresh and p not in self._erased]
         for p in pending[: max(0, limit - len(self._fresh))]:
@@ -250,13 +248,13 @@ class ServingState:
     def add_events(self, events: list[dict]) -> dict:
         if not isinstance(events, list):
             raise ValueError("events: must be a list of objects")
-        if len(events) > self._cfg["events"]["max_batch"]:
-            raise ValueError(f"events: at most {self._cfg['events']['max_batch']} per call")
-        e, s = self._cfg["events"], self._snap
+        if len(events) > self._cfg.events.max_batch:
+            raise ValueError(f"events: at most {self._cfg.events.max_batch} per call")
+        e, s = self._cfg.events, self._snap
         now = pd.Timestamp.now(tz="UTC")
         clean, rejected, where = [], [], []
         for i, row in enumerate(events):
-            ok, err = validate(row, now, e["future_tolerance_s"], e["max_abs_value"])
+            ok, err = validate(row, now, e.future_tolerance_s, e.max_abs_value)
             if ok is not None:
                 ok["member_id"] = self.pseudonym(ok["member_id"])
                 if ok["session_id"]:  # a session can carry a guest's identity: keyed like prepare does
@@ -304,7 +302,7 @@ class ServingState:
         return {"member": p, "removed": removed}
 
     def reload(self) -> dict:
-        new = load_snapshot(self._dataset, serving_config(), self._store.tombstoned())
+        new = load_snapshot(self._dataset, self._cfg, self._store.tombstoned(), self._layout)
         with self._lock:
             self._snap = new
             self._fresh.clear()  # vectors of the old persona model: refolded lazily with the new one

@@ -7,7 +7,9 @@ replays that log as a stack (promote pushes, rollback pops) and restores the ver
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import io
 import json
 import math
 import os
@@ -18,28 +20,28 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mlflow.exceptions import MlflowException
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from datasets.config import load
-from datasets.paths import tailor_home
+from datasets.config import Strict, load
+from datasets.layout import Layout
 from training.tracking import client, metric_key
 
 ALIAS = "champion"
 
 
-class GateMetric(BaseModel):
+class GateMetric(Strict):
     """One metric of a family's promotion gate."""
 
     name: str
-    higher_is_better: bool = True
-    beat_baselines: bool = True
+    higher_is_better: bool
+    beat_baselines: bool
 
 
-class FamilyGate(BaseModel):
+class FamilyGate(Strict):
     metrics: list[GateMetric] = Field(min_length=1)
 
 
-class PromotionConfig(BaseModel):
+class PromotionConfig(Strict):
     """configs/promotion.yaml: the gate of each family."""
 
     families: dict[str, FamilyGate]
@@ -126,7 +128,7 @@ def evaluate_gate(gate: FamilyGate, candidate: dict[str, float], champion: dict[
 
 
 def history_path() -> Path:
-    return tailor_home() / "registry" / "alias_history.jsonl"
+    return Layout.from_env().alias_history
 
 
 def _append(decision: Decision) -> None:
@@ -162,7 +164,8 @@ def register(run_id: str, family: str, model_uri: str | None = None) -> int:
 
     family_gate(family)
     c = client()
-    mv = mlflow.register_model(model_uri or f"runs:/{run_id}/model", family)
+    with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered ..."; the job logs it
+        mv = mlflow.register_model(model_uri or f"runs:/{run_id}/model", family)
     tags = c.get_run(run_id).data.tags
     for key in ("job", "git_sha", "data_fingerprint", "dataset", "config_hash"):
         if key in tags:

@@ -35,38 +35,57 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import mlflow
-import numpy as np
 import optuna
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from datasets.config import apply_overrides, load, load_yaml
-from datasets.paths import tailor_home
+from datasets.config import Strict, apply_overrides, load, load_yaml
+from datasets.layout import Layout
 from datasets.store import Dataset
 from training import tracking
-from training.outcomes.config import OutcomeConfig
+from training.families import family, sweepable
 
 log = logging.getLogger(__name__)
-FAMILIES = ("churn", "propensity", "persona")
 
 
-class Param(BaseModel):
-    type: str  # float | int | categorical
+class Param(Strict):
+    """One dimension of the space: a float or int range (`low`..`high`, optionally `log`), or `choices`."""
+
+    type: Literal["float", "int", "categorical"]
     low: float | None = None
     high: float | None = None
     log: bool = False
     choices: list[Any] | None = None
 
+    @model_validator(mode="after")
+    def _complete(self) -> Param:
+        if self.type == "categorical" and not self.choices:
+            raise ValueError("a categorical parameter needs choices")
+        if self.type != "categorical" and (self.low is None or self.high is None or self.low > self.high):
+            raise ValueError(f"a {self.type} parameter needs low <= high")
+        return self
 
-class SweepConfig(BaseModel):
-    base: str
-    direction: str = "maximize"
-    seed: int = 0
-    sampler: dict[str, int] = Field(default_factory=lambda: {"n_startup_trials": 8})
-    pruner: dict[str, int] = Field(default_factory=lambda: {"n_startup_trials": 5, "n_warmup_steps": 4})
+
+class Sampler(Strict):
+    n_startup_trials: int = Field(ge=0)
+
+
+class Pruner(Strict):
+    n_startup_trials: int = Field(ge=0)
+    n_warmup_steps: int = Field(ge=0)
+
+
+class SweepConfig(Strict):
+    """configs/sweeps/<model>.yaml: the search space over keys of the `base` config, and the study's settings."""
+
+    base: str  # the config every trial starts from (configs/<base>.yaml)
+    direction: Literal["maximize", "minimize"]
+    seed: int
+    sampler: Sampler  # TPESampler arguments
+    pruner: Pruner  # MedianPruner arguments
     space: dict[str, Param]
     # Shared (non-SQLite) storages only: a trial's worker beats every `heartbeat_interval` s; a RUNNING trial with no
     # beat for `grace_period` s is failed by the next worker to start a trial, and retried `max_retry` times.
@@ -80,7 +99,7 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"  # recorded on each trial (user
 
 
 def default_storage() -> str:
-    return f"sqlite:///{tailor_home() / 'optuna.db'}"
+    return Layout.from_env().optuna_url
 
 
 def is_shared(url: str) -> bool:
@@ -140,7 +159,7 @@ def make_storage(url: str, cfg: SweepConfig) -> optuna.storages.RDBStorage:
 
 def open_study(storage: optuna.storages.RDBStorage, name: str, cfg: SweepConfig) -> tuple[optuna.Study, bool]:
     """Create the study or load it; True when this worker created it (the database arbitrates: one creator)."""
-    pruner = optuna.pruners.MedianPruner(**cfg.pruner)
+    pruner = optuna.pruners.MedianPruner(**cfg.pruner.model_dump())
     try:
         study = _retry(
             "create study",
@@ -237,74 +256,7 @@ def _parent_run(
     return run_id
 
 
-def _config_class(model: str) -> type[BaseModel]:
-    if model == "persona":
-        from training.persona.config import PersonaConfig
-
-        return PersonaConfig
-    return OutcomeConfig
-
-
 Trainer = Callable[[Any, optuna.Trial], tuple[float, dict[str, float]]]
-
-
-def _outcome_trainer(ds: Dataset, base: OutcomeConfig) -> tuple[str, Trainer]:
-    """Objective of churn/propensity: ROC-AUC of the primary task on the validation members; pruned on the
-    validation loss. The member frames are built once: every trial shares the split (the space holds model
-    settings only)."""
-    from optuna_integration import PyTorchLightningPruningCallback
-
-    from training.outcomes.fit import fit_outcome_net
-    from training.outcomes.frame import CATEGORICAL, NUMERIC
-    from training.outcomes.job import build_frames
-    from training.outcomes.metrics import roc_auc
-    from training.outcomes.tabular import Preprocessor
-
-    frames = build_frames(ds, base)
-    p = base.primary
-    pre = Preprocessor().fit(frames.train, NUMERIC, CATEGORICAL)
-    xt, xv = pre.transform(frames.train), pre.transform(frames.val)
-    keep = ~np.isnan(frames.y_val[p])
-
-    def train(cfg: OutcomeConfig, trial: optuna.Trial) -> tuple[float, dict[str, float]]:
-        tasks = {t: ("regression" if t == "spend" else "binary") for t in sorted(cfg.tasks, key=lambda t: t != p)}
-        net_cfg = cfg.net.model_copy(update={"task_weights": cfg.tasks, "primary": p, "seed": cfg.seed})
-        prune = PyTorchLightningPruningCallback(trial, monitor=f"val/loss_{p}")
-        net = fit_outcome_net(xt, frames.y_train, xv, frames.y_val, tasks, net_cfg, callbacks=[prune])
-        auc = roc_auc(frames.y_val[p][keep], net.predict_proba(xv.subset(keep), p))
-        return auc, {"fit/fit_s": net.fit_s, "fit/best_epoch": float(np.mean(net.best_epochs or [0]))}
-
-    return "val/auroc", train
-
-
-def _persona_trainer(ds: Dataset, base: Any) -> tuple[str, Trainer]:
-    """Objective of persona: NDCG@k over all items on the validation window (the protocol's window before the test
-    cutoff; the test window is never scored), from the best validated epoch; pruned on the same metric as the
-    PersonaModule logs it each epoch (`val/all/ndcg_at_K`)."""
-    from optuna_integration import PyTorchLightningPruningCallback
-
-    from training.interactions import protocol
-    from training.metrics import evaluate_ranking
-    from training.persona.fit import Scorer, fit, task_catalogue
-
-    if base.trainer.devices > 1 or "ddp" in base.trainer.strategy:
-        raise ValueError("a persona sweep trains each trial in one process: drop trainer.devices/strategy (DDP)")
-    w = base.window(ds.manifest["source"])
-    val, _ = protocol(ds, w.test_days, w.val_days)
-    catalogues: dict[int, Any] = {}  # by price_bands, the one catalogue setting a space might vary
-
-    def train(cfg: Any, trial: optuna.Trial) -> tuple[float, dict[str, float]]:
-        if cfg.data.price_bands not in catalogues:
-            catalogues[cfg.data.price_bands] = task_catalogue(ds, val.train, cfg)
-        cat = catalogues[cfg.data.price_bands]
-        prune = PyTorchLightningPruningCallback(trial, monitor=f"val/all/ndcg_at_{cfg.k}")
-        module, stats = fit(val.train, cat, cfg, cfg.train.epochs, w.val_days, val=val, callbacks=[prune])
-        res = evaluate_ranking(Scorer(module.net, val.train, cat, cfg.data.max_len), val, cfg.k)
-        extra = {f"val/{k}": v for k, v in res.items() if "members" not in k}
-        extra.update({"fit/fit_s": stats["fit_s"], "fit/best_epoch": stats.get("best_epoch", stats["epochs"])})
-        return res[f"all/ndcg@{cfg.k}"], extra
-
-    return f"val/all/ndcg@{base.k}", train
 
 
 def run_sweep(
@@ -319,15 +271,17 @@ def run_sweep(
 ) -> optuna.Study:
     """Run (or continue) the study for `trials` more trials, or until it holds `total_trials` (study-wide, any
     worker), whichever comes first (neither: 20 trials); prints the best trial and where its config went."""
-    if model not in FAMILIES:
-        raise ValueError(f"tailor sweep supports {', '.join(FAMILIES)}; got {model!r}")
+    fam = family(model)
+    logging.getLogger("training.trainer.epochs").setLevel(logging.WARNING)  # Optuna's line per trial is the story
+    if model not in sweepable():
+        raise ValueError(f"tailor sweep supports {', '.join(sweepable())}; got {model!r}")
     if trials is None and total_trials is None:
         trials = 20
     if (trials is not None and trials <= 0) or (total_trials is not None and total_trials <= 0):
         raise ValueError("--trials and --total-trials must be positive")
     scfg = SweepConfig.model_validate(load_yaml(config or f"sweeps/{model}"))
     fixed = [f"dataset={dataset}", *overrides]
-    cls = _config_class(model)
+    cls = fam.config_class()
     base = load(cls, scfg.base, fixed)
     ds = Dataset(base.dataset)
     name = study_name or f"{model}-{ds.name}"
@@ -340,14 +294,16 @@ def run_sweep(
     # Seeded by the trials already there: a continued study draws new points instead of repeating its first ones,
     # and a sequential sweep with the same seed and history gives the same trials.
     study.sampler = optuna.samplers.TPESampler(
-        seed=sampler_seed(scfg.seed, len(study.trials), is_shared(url)), constant_liar=is_shared(url), **scfg.sampler
+        seed=sampler_seed(scfg.seed, len(study.trials), is_shared(url)),
+        constant_liar=is_shared(url),
+        **scfg.sampler.model_dump(),
     )
     experiment = _retry("mlflow experiment", lambda: tracking.ensure_experiment(model))
     # trial 0 = the default config, so the sweep's gain is measured in the same study
     default = default_params(base.model_dump(mode="json"), scfg.space)
     parent = _parent_run(study, created, experiment, scfg, ds, model, default)
     t0 = time.perf_counter()
-    metric, train = (_persona_trainer if model == "persona" else _outcome_trainer)(ds, base)
+    metric, train = fam.sweep_objective()(ds, base)
     log.info("sweep %s: data ready in %.1f s", name, time.perf_counter() - t0)
 
     def objective(trial: optuna.Trial) -> float:
@@ -404,7 +360,7 @@ def _finish(
         return
     best = study.best_trial
     resolved = apply_overrides(load_yaml(scfg.base), [*fixed, *(f"{k}={v}" for k, v in best.params.items())])
-    out = tailor_home() / "sweeps" / name / "best.yaml"
+    out = Layout.from_env().sweep(name) / "best.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
     head = f"# best trial {best.number} of study {name}: {metric} {best.value:.4f}\n"
     tmp = out.with_name(f".best.{os.getpid()}.yaml")  # workers sharing TAILOR_HOME may finish together

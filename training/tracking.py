@@ -26,7 +26,8 @@ import yaml
 from mlflow import MlflowClient
 from pydantic import BaseModel
 
-from datasets.paths import repo_root, tailor_home
+from datasets.layout import Layout
+from datasets.paths import repo_root
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,12 +40,12 @@ _INVALID = re.compile(r"[^\w./ :-]+")
 
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI if set, else the SQLite store TAILOR_HOME/mlflow.db."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{tailor_home() / 'mlflow.db'}"
+    return Layout.from_env().tracking_uri
 
 
 def artifact_root() -> Path:
     """Folder holding every experiment's artifacts: TAILOR_HOME/mlartifacts."""
-    return tailor_home() / "mlartifacts"
+    return Layout.from_env().artifacts
 
 
 def client() -> MlflowClient:

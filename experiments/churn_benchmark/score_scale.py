@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-TAILOR = [sys.executable, "-m", "training.cli", "--log-level", "WARNING"]
+TAILOR = [sys.executable, "-m", "tailor", "--log-level", "WARNING"]
 QUICK = ["n_train_cutoffs=2", "net.max_epochs=20", "lightgbm.num_leaves=[15]", "lightgbm.min_child_samples=[50]"]
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
-TAILOR = [sys.executable, "-m", "training.cli", "--log-level", "WARNING"]
+TAILOR = [sys.executable, "-m", "tailor", "--log-level", "WARNING"]
 
 
 def run_stage(args: list[str], env: dict[str, str]) -> tuple[float, float]:

@@ -34,7 +34,7 @@ import yaml
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
-TAILOR = [sys.executable, "-m", "training.cli", "--log-level", "WARNING"]
+TAILOR = [sys.executable, "-m", "tailor", "--log-level", "WARNING"]
 ENDPOINTS = ("noop", "persona", "recommend", "rank_offers")
 
 
@@ -97,7 +97,7 @@ def member_sample(home: Path, n: int) -> Path:
 
 
 def measure(home: Path, cfg: dict, env: dict, rates: list[float], seconds: float) -> tuple[list[dict], dict]:
-    from serving.serve import free_port, serve_command, stop, wait_ready
+    from tailor.serve import free_port, serve_command, stop, wait_ready
 
     key = subprocess.run([*TAILOR, "keys", "create", f"load-{int(time.time())}", "--scopes", "read"], env=env,
                          check=True, capture_output=True, text=True).stdout.split()[-1]  # fmt: skip

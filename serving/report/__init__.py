@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from datasets.layout import Layout
 from datasets.store import Dataset
 
 
@@ -53,19 +54,25 @@ def write_report(
     out: str | Path | None = None,
     offers: list[dict] | None = None,
 ) -> Path:
-    """`tailor report MEMBER`: write the member's report; an unknown member is an error here."""
+    """`tailor report MEMBER`: write the member's report; an unknown member is an error here.
+
+    Default file: TAILOR_HOME/reports/<dataset>/<pseudonym>_<locale>.html (never named by the raw id).
+    """
+    from serving.report.data import resolve_member
     from serving.report.member import build_member_report
 
-    html, _ = build_member_report(Dataset(dataset), raw_member_id, locale, offers, require_known=True)
-    path = Path(out) if out else Path(f"report_{locale}.html")
+    ds = Dataset(dataset)
+    html, _ = build_member_report(ds, raw_member_id, locale, offers, require_known=True)
+    default = Layout.from_env().reports / ds.name / f"{resolve_member(ds, raw_member_id)}_{locale}.html"
+    path = Path(out) if out else default
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     return path
 
 
 def write_overview(dataset: str, out: str | Path | None = None, cutoffs: tuple | None = None) -> Path:
-    """`tailor overview`: write the operator overview."""
-    path = Path(out) if out else Path("overview.html")
+    """`tailor overview`: write the operator overview (default TAILOR_HOME/reports/<dataset>/overview.html)."""
+    path = Path(out) if out else Layout.from_env().reports / dataset / "overview.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(overview_html(dataset, cutoffs), encoding="utf-8")
     return path

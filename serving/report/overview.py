@@ -7,13 +7,12 @@ without a champion, the first overview cutoff. Current: the features at the seco
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pandas as pd
 
 from datasets.features import features_at
-from datasets.paths import tailor_home
+from datasets.layout import Layout
 from datasets.split import dataset_end, utc_cutoff
 from datasets.store import Dataset
 from serving.report import overview_figures as of
@@ -21,35 +20,24 @@ from serving.report import svg
 from serving.report.locale import Locale
 from serving.report.render import render, safe_svg
 
-FAMILIES = ("persona", "churn", "propensity", "uplift")
 FAIRNESS_BY = ("age_band", "region", "tier")
 
 
 def registry_models() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(champion per family with version, run and test cutoff; the churn champion's cutoff and test base rate)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
-        db = tailor_home() / "mlflow.db"
-        if not db.exists():
-            return [], {}
-        uri = f"sqlite:///{db}"
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
+    from serving.bundle import champions, registry
 
-    c, rows, churn = MlflowClient(uri, uri), [], {}
-    for fam in FAMILIES:
-        try:
-            mv = c.get_model_version_by_alias(fam, "champion")
-        except MlflowException:
-            continue
-        run = c.get_run(mv.run_id)
+    layout = Layout.from_env()
+    rows, churn = [], {}
+    for mv in champions(layout):
+        run = registry(layout).get_run(mv.run_id)
         cut = run.data.tags.get("cutoff")
-        if fam == "churn":
+        if mv.name == "churn":
             churn = {"cutoff": cut, "base_rate": run.data.metrics.get("data/test_base_rate")}
         created = pd.Timestamp(int(mv.creation_timestamp), unit="ms", tz="UTC")
         rows.append(
             {
-                "family": fam,
+                "family": mv.name,
                 "version": mv.version,
                 "run": mv.run_id[:8],
                 "cutoff": f"{pd.Timestamp(cut):%Y-%m-%d}" if cut else "–",
@@ -124,7 +112,7 @@ def build_overview(ds: Dataset, cutoffs: tuple | None = None, state: object | No
         f"active → at risk (lifecycle): {of.moved(life_t, 'active', 'at_risk')}",
         f"at risk → lapsed (lifecycle): {of.moved(life_t, 'at_risk', 'lapsed')}",
     ]
-    score_path = tailor_home() / "scores" / "churn" / f"{ds.name}.parquet"
+    score_path = Layout.from_env().scores("churn", ds.name)
     if score_path.exists():
         scores = pd.read_parquet(score_path)
         ctx["churn"] = _table(of.churn_by_segment(after, scores), pct={"high_risk"})

@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from serving.serve import free_port
+from tailor.serve import free_port
 from tests.components import need
 from tests.integration.cdp import _Session, devtools
 

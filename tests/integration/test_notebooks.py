@@ -21,7 +21,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         mp.setenv("TAILOR_HOME", str(home))
         mp.setenv("TAILOR_PSEUDONYM_KEY", "k")
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-        from training.cli import main
+        from tailor.cli import main
 
         prepare_synthetic(home, 800, seed=5, events_per_member=25)
         for _ in range(2):  # two runs: "against earlier runs" has something to draw

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import yaml
 
-from tests.integration.test_persona_train import QUICK, dataset  # noqa: F401  (the planted-tastes fixture)
+from tests.integration.planted_tastes import QUICK
 
 REPO = Path(__file__).parents[2]
 
 
-def test_persona_sweep_reports_validation_ndcg_each_epoch(dataset, monkeypatch, tmp_path: Path) -> None:  # noqa: F811
+def test_persona_sweep_reports_validation_ndcg_each_epoch(dataset, monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TAILOR_HOME", dataset)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     import optuna

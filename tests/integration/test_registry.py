@@ -9,8 +9,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from tailor.cli import main
 from training import registry, tracking
-from training.cli import main
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ def test_overview_with_a_champion(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("TAILOR_PSEUDONYM_KEY", "k")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     from serving.report import overview_html
-    from training.cli import main
+    from tailor.cli import main
     from training.registry import promote
 
     prepare_synthetic(tmp_path, 1500)

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import requests
 
-from serving.serve import free_port, serve_command, stop, wait_ready
+from tailor.serve import free_port, serve_command, stop, wait_ready
 from tests.integration.synthetic_home import prepare_synthetic
 
 DATASET = "syn"
@@ -57,8 +57,8 @@ def svc(tmp_path_factory: pytest.TempPathFactory):
             mp.setenv(k, v)
         from datasets.features import run_features
         from serving.auth import create_key
-        from serving.index import build_indices
-        from training.cli import main
+        from tailor.cli import main
+        from tailor.index import build_indices
         from training.registry import promote
 
         prepare_synthetic(home, 600, overrides=["catalog.items_per_category=20"], dataset=DATASET)
@@ -156,9 +156,20 @@ def test_events_change_the_next_answer(svc) -> None:
     assert c.post("/recommend", {"member_id": new, "k": 10}).json()["items"] != before
 
 
+def named_fields(body: dict) -> set[str]:
+    """The fields a JSON error names: our `field`, or each name in the `loc` of a validation error's `detail`."""
+    fields = {body["field"]} if "field" in body else set()
+    for error in body.get("detail") or ():
+        fields |= {str(part) for part in error.get("loc", ()) if isinstance(part, str)}
+    return fields
+
+
 def test_bad_input_is_a_4xx_naming_the_field_and_the_service_keeps_answering(svc) -> None:
+    """A barrage of bad requests, sent concurrently and interleaved with good ones: each bad one is a 4xx whose JSON
+    names the field, no request gets a 5xx, and the good answers are the answer given before the barrage."""
     c, member = svc["client"], svc["raw_ids"][4]
     good = c.post("/recommend", {"member_id": member, "k": 5})
+    assert good.status_code == 200
     cases = [
         ("/recommend", b'{"member_id": "x", "k": 5', None),
         ("/recommend", {"member_id": member, "k": "five"}, "k"),
@@ -172,17 +183,29 @@ def test_bad_input_is_a_4xx_naming_the_field_and_the_service_keeps_answering(svc
         ("/events", NAN_EVENT, "amount"),
         ("/events", {"events": [{**_event(member, "purchase"), "quantity": 1e308 * 10}]}, "quantity"),
         ("/events", {"events": [{**_event(member, "purchase"), "event_type": "steal"}]}, "event_type"),
+        ("/persona", json.dumps({"member_id": member, "pad": "x" * 2_000_000}).encode(), "body"),
+        ("/recommend", {"member_id": member, "k": 5}, "ok"),
     ]
-    for path, body, field in cases:
+
+    def send(case: tuple) -> tuple:
+        path, body, _ = case
         key = "events" if path == "/events" else "read"
         r = c.post(path, key=key, raw=body) if isinstance(body, bytes) else c.post(path, body, key=key)
-        assert 400 <= r.status_code < 500, (path, body, r.status_code, r.text)
+        return case, r
+
+    with ThreadPoolExecutor(8) as pool:  # every case 4 times, all in flight together
+        answers = list(pool.map(send, cases * 4))
+    assert not [r.text for _, r in answers if r.status_code >= 500]
+    for (path, _, field), r in answers:
+        if field == "ok":
+            assert r.status_code == 200 and r.json() == good.json()
+            continue
+        assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
         assert r.headers["content-type"].startswith("application/json")
+        if field == "body":
+            assert r.status_code == 413
         if field:
-            assert field in r.text, (field, r.text)
-    big = json.dumps({"member_id": member, "pad": "x" * 2_000_000}).encode()
-    r = c.post("/persona", raw=big)
-    assert r.status_code == 413 and r.json()["field"] == "body"
+            assert field in named_fields(r.json()), (path, field, r.text)
     after = c.post("/recommend", {"member_id": member, "k": 5})
     assert after.status_code == 200 and after.json() == good.json()
 

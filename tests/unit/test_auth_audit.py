@@ -46,8 +46,20 @@ def test_member_bound_key_reads_only_its_member(tailor_home: Path) -> None:
     assert check(create_key("ops", ["admin"]), "report").may_read_member("anyone")  # admin reads any report
 
 
+def main_keys(argv: list[str]) -> int:
+    from tailor.cli import main
+
+    return main(["keys", *argv])
+
+
+def main_audit(argv: list[str]) -> int:
+    from tailor.cli import main
+
+    return main(["audit", *argv])
+
+
 def test_main_keys_create_list_revoke(tailor_home: Path, capsys) -> None:
-    from serving.auth import check, main_keys
+    from serving.auth import check
 
     assert main_keys(["create", "ops", "--scopes", "admin,read"]) == 0
     key = capsys.readouterr().out.strip()
@@ -75,7 +87,7 @@ def test_audit_log_is_append_only(tailor_home: Path) -> None:
 
 
 def test_main_audit_prints_the_newest_rows(tailor_home: Path, capsys) -> None:
-    from serving.audit import log, main_audit
+    from serving.audit import log
 
     log().record("ops", "erase", "m_0123", removed={"persona_rows": 1})
     log().record("ops", "reload", None)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.batch import BASES, rank_offers_batch, shown_counts
 from serving.offers import Catalogue, MemberView, rank_offers
+from serving.offers_batch import BASES, rank_offers_batch, shown_counts
 
 AT = datetime(2026, 6, 1, 12, tzinfo=UTC)
 TIERS = np.array(["base", "silver", "gold", None], dtype=object)
@@ -32,7 +32,8 @@ def catalogue() -> Catalogue:
          "scope": {"categories": ["toys"]}, "cap": {"max": 1, "days": 30}},
         {"offer_id": "a_tie", "kind": "coupon", "value": 10, "cost": 4, "scope": {"categories": ["books"]}},
     ]  # fmt: skip
-    return Catalogue.model_validate({"offers": o, "diversity_top": 3})
+    policy = {"policy": "expected_incremental_value", "default_cap": {"max": 3, "days": 7}, "prior_response": 0.05}
+    return Catalogue.model_validate({**policy, "offers": o, "diversity_top": 3})
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -68,14 +69,17 @@ def test_batch_ranking_equals_the_service_ranking(seed: int, channel: str | None
 
 def test_rules_hold_in_the_batch() -> None:
     cat = catalogue()
-    n, m = 4, len(cat.offers)
-    tiers = np.array(["base", "gold", "gold", None], dtype=object)
-    segments = np.array(["lost", "champions", "champions", None], dtype=object)
-    members = np.array(["a", "b", "c", "d"], dtype=object)
+    n, m = 5, len(cat.offers)
+    tiers = np.array(["base", "gold", "gold", None, None], dtype=object)
+    segments = np.array(["lost", "champions", "champions", None, "new"], dtype=object)
+    members = np.array(["a", "b", "c", "d", "e"], dtype=object)
+    col = {o.offer_id: j for j, o in enumerate(cat.offers)}
+    affinity = np.zeros((n, m))
+    affinity[4, [col["c10"], col["home_price"], col["day"]]] = 2.0  # e: the three "home" offers score highest
     old = pd.Timestamp(AT) - timedelta(days=40)  # outside app_only's 30-day cap window: does not count
     imp = pd.DataFrame({"member_id": ["c", "b"], "offer_id": ["app_only", "app_only"],
                         "ts": [pd.Timestamp(AT) - timedelta(days=1), old]})  # fmt: skip
-    off, _, _ = rank_offers_batch(cat, tiers=tiers, segments=segments, affinity=np.zeros((n, m)),
+    off, _, _ = rank_offers_batch(cat, tiers=tiers, segments=segments, affinity=affinity,
                                   p_buy=np.full(n, 0.5), spent={"broke": 96.0},
                                   shown=shown_counts(cat, imp, members, AT), at=AT, k=m)  # fmt: skip
     ids = [[cat.offers[j].offer_id for j in row if j >= 0] for row in off]
@@ -85,4 +89,7 @@ def test_rules_hold_in_the_batch() -> None:
     assert "app_only" in ids[1] and "app_only" not in ids[2]  # cap 1 per 30 days: c was shown it yesterday
     for r in ids:  # diversity: no two of the top 3 share a category
         cats = [c for o in r[:3] for c in next(x for x in cat.offers if x.offer_id == o).scope.categories]
-        assert len(cats) == len(set(cats))
+        assert len(cats) == len(set(cats)), r
+    # e: p = 0.5 x exp(affinity - mean 1), capped at 1, so EIV c10 6, day 6, home_price 5 (all "home"), app_only -0.34,
+    # ship -1.58, a_tie -2.16; diversity keeps c10 (first by id) and moves day and home_price below the top 3
+    assert ids[4] == ["c10", "app_only", "ship", "day", "home_price", "a_tie"]

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,9 @@ from training.outcomes.labels import orders, outcome_targets, population, window
 from training.outcomes.metrics import classifier_report
 from training.outcomes.net import FittedOutcomeNet, permutation_importance
 from training.outcomes.tabular import Preprocessor
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger(__name__)
 
@@ -273,3 +277,32 @@ def _plots(table: pd.DataFrame, probs: dict, fr: Frames, net: FittedOutcomeNet, 
         ax.set(xlabel="epoch", ylabel="weighted loss", title="outcome_net training curves")
         ax.legend()
         tracking.log_figure(fig, "plots/training_curves.png")
+
+
+def sweep_objective(ds: Dataset, base: OutcomeConfig) -> tuple[str, Callable]:
+    """Objective of churn/propensity: ROC-AUC of the primary task on the validation members; pruned on the
+    validation loss. The member frames are built once: every trial shares the split (the space holds model
+    settings only)."""
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    from training.outcomes.fit import fit_outcome_net
+    from training.outcomes.frame import CATEGORICAL, NUMERIC
+    from training.outcomes.job import build_frames
+    from training.outcomes.metrics import roc_auc
+    from training.outcomes.tabular import Preprocessor
+
+    frames = build_frames(ds, base)
+    p = base.primary
+    pre = Preprocessor().fit(frames.train, NUMERIC, CATEGORICAL)
+    xt, xv = pre.transform(frames.train), pre.transform(frames.val)
+    keep = ~np.isnan(frames.y_val[p])
+
+    def train(cfg: OutcomeConfig, trial: optuna.Trial) -> tuple[float, dict[str, float]]:
+        tasks = {t: ("regression" if t == "spend" else "binary") for t in sorted(cfg.tasks, key=lambda t: t != p)}
+        net_cfg = cfg.net.model_copy(update={"task_weights": cfg.tasks, "primary": p, "seed": cfg.seed})
+        prune = PyTorchLightningPruningCallback(trial, monitor=f"val/loss_{p}")
+        net = fit_outcome_net(xt, frames.y_train, xv, frames.y_val, tasks, net_cfg, callbacks=[prune])
+        auc = roc_auc(frames.y_val[p][keep], net.predict_proba(xv.subset(keep), p))
+        return auc, {"fit/fit_s": net.fit_s, "fit/best_epoch": float(np.mean(net.best_epochs or [0]))}
+
+    return "val/auroc", train

@@ -19,7 +19,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from datasets.paths import tailor_home
+from datasets.layout import Layout
 from datasets.split import dataset_end
 from datasets.store import Dataset, write_parquet
 from training.outcomes.calibration import calibrator_from_dict
@@ -93,7 +93,7 @@ def log_outcome_model(net: FittedOutcomeNet, calibrator, cfg: OutcomeConfig, fr)
 
 
 def score_path(family: str, dataset: str) -> Path:
-    return tailor_home() / "scores" / family / f"{dataset}.parquet"
+    return Layout.from_env().scores(family, dataset)
 
 
 def score_dataset(
@@ -152,3 +152,8 @@ def _load_registered(family: str, alias: str, version: int | None):
     except mlflow.exceptions.MlflowException as exc:
         raise ValueError(f"no {family} model at {ref}: train one (`tailor train {family}`) and promote it") from exc
     return mlflow.pyfunc.load_model(ref).unwrap_python_model(), mv
+
+
+def score_family(family: str, dataset: str, version: int | None = None, chunk: int | None = None) -> pd.DataFrame:
+    """`tailor score churn|propensity`: every member of `dataset` (one frame; `chunk` does not apply)."""
+    return score_dataset(family, dataset, version=version)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -27,6 +28,9 @@ from training.metrics import evaluate_ranking, rankings, recall_at_k
 from training.persona.config import PersonaConfig
 from training.persona.fit import Scorer, fit, task_catalogue
 from training.persona.pyfunc import PersonaPyfunc, encode_history, save_artifacts
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger(__name__)
 PIP = ["torch==2.13.0", "mlflow==3.17.2", "pandas==3.1.1", "numpy==2.4.6", "pyarrow==25.0.1"]
@@ -122,3 +126,33 @@ def _log_model(ds: Dataset, net, cat, item_ids: np.ndarray, cfg: PersonaConfig) 
         info = mlflow.pyfunc.log_model(name="model", python_model=PersonaPyfunc(), artifacts={"persona": str(folder)},
                                        input_example=example, pip_requirements=PIP)  # fmt: skip
         return info.model_uri
+
+
+def sweep_objective(ds: Dataset, base: PersonaConfig) -> tuple[str, Callable]:
+    """Objective of persona: NDCG@k over all items on the validation window (the protocol's window before the test
+    cutoff; the test window is never scored), from the best validated epoch; pruned on the same metric as the
+    PersonaModule logs it each epoch (`val/all/ndcg_at_K`)."""
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    from training.interactions import protocol
+    from training.metrics import evaluate_ranking
+    from training.persona.fit import Scorer, fit, task_catalogue
+
+    if base.trainer.devices > 1 or "ddp" in base.trainer.strategy:
+        raise ValueError("a persona sweep trains each trial in one process: drop trainer.devices/strategy (DDP)")
+    w = base.window(ds.manifest["source"])
+    val, _ = protocol(ds, w.test_days, w.val_days)
+    catalogues: dict[int, Any] = {}  # by price_bands, the one catalogue setting a space might vary
+
+    def train(cfg: Any, trial: optuna.Trial) -> tuple[float, dict[str, float]]:
+        if cfg.data.price_bands not in catalogues:
+            catalogues[cfg.data.price_bands] = task_catalogue(ds, val.train, cfg)
+        cat = catalogues[cfg.data.price_bands]
+        prune = PyTorchLightningPruningCallback(trial, monitor=f"val/all/ndcg_at_{cfg.k}")
+        module, stats = fit(val.train, cat, cfg, cfg.train.epochs, w.val_days, val=val, callbacks=[prune])
+        res = evaluate_ranking(Scorer(module.net, val.train, cat, cfg.data.max_len), val, cfg.k)
+        extra = {f"val/{k}": v for k, v in res.items() if "members" not in k}
+        extra.update({"fit/fit_s": stats["fit_s"], "fit/best_epoch": stats.get("best_epoch", stats["epochs"])})
+        return res[f"all/ndcg@{cfg.k}"], extra
+
+    return f"val/all/ndcg@{base.k}", train

@@ -1,7 +1,8 @@
 """The persona model as an MLflow pyfunc: purchase history in, member vectors out.
 
-Serving loads this with `mlflow.pyfunc.load_model` and needs only torch and this package's
-plain module (no Lightning). `predict` takes purchase rows (member_id, item_id, ts, plus
+Serving loads this with `mlflow.pyfunc.load_model(...).unwrap_python_model()` (it never imports
+`training` itself) and uses `encode`; the class needs only torch and the plain module (no
+Lightning). `predict` takes purchase rows (member_id, item_id, ts, plus
 optional region/age_band) and returns one vector per member: a member's vector is always
 computed from the history given, so new events refresh it without retraining (fold-in),
 and a member with no known items gets a vector from attributes alone (cold start).
@@ -27,6 +28,7 @@ class PersonaPyfunc(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         folder = Path(context.artifacts["persona"])
+        self.folder = folder  # vectors.parquet (every member's vector at training) is read from here on demand
         meta = json.loads((folder / "meta.json").read_text())
         self.net = PersonaNet(PersonaShape(**meta["shape"]))
         self.net.load_state_dict(torch.load(folder / "net.pt", weights_only=True))
@@ -39,7 +41,11 @@ class PersonaPyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """Member vectors (member_id, vector) from purchase rows; `params['at']` is the reference time."""
         at = pd.Timestamp((params or {}).get("at") or model_input["ts"].max(), tz="UTC")
-        return encode_history(self.net, self.items, self.item_index, self.vocab, model_input, at, self.max_len)
+        return self.encode(model_input, at)
+
+    def encode(self, rows: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
+        """Vectors (member_id, vector) of every member in `rows` (member_id, item_id, ts, region, age_band)."""
+        return encode_history(self.net, self.items, self.item_index, self.vocab, rows, at, self.max_len)
 
 
 def encode_history(

@@ -1,6 +1,7 @@
 """The uplift ensemble as an MLflow pyfunc: member features in, uplift per comparison and outcome out.
 
-Serving loads it with `mlflow.pyfunc.load_model` and needs only torch and the plain module (no Lightning).
+`tailor score uplift` loads it with `mlflow.pyfunc.load_model` (torch and the plain module, no Lightning) and
+writes the scores the service's offer ranker reads (`scores/uplift/<dataset>.parquet`).
 Input: the feature columns of `training.uplift.data.features` (missing columns are read as 0, extra ones are
 ignored). Output: one column `<comparison>/<outcome>` per comparison and outcome, e.g. `womens_vs_none/visit`
 = expected visit probability if e-mailed minus if not (calibrated), and `.../spend` in currency.

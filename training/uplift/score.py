@@ -132,3 +132,8 @@ def _cutoff(ds: Dataset) -> pd.Timestamp | None:
         return dataset_end(ds)
     except ValueError:
         return None
+
+
+def score_family(family: str, dataset: str, version: int | None = None, chunk: int | None = None) -> pd.DataFrame:
+    """`tailor score uplift`: the family interface's entry point."""
+    return score_uplift(dataset, version=version, chunk=chunk or CHUNK)

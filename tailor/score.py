@@ -32,110 +32,18 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from datasets.features import features_at
-from datasets.paths import tailor_home
+from datasets.layout import Layout
 from datasets.split import dataset_end
 from datasets.store import Dataset
 from serving import index as ix
+from serving.bundle import champion_version, load_persona, load_scores
+from serving.config import ServingConfig
+from serving.events import EventStore, tombstoned
 from serving.offers import Catalogue, as_utc, load_catalogue
+from serving.offers_batch import BASES, rank_offers_batch, shown_counts
+from serving.snapshot import SCORED, purchases_of
 
 log = logging.getLogger(__name__)
-BASES = np.array(["uplift", "propensity", "prior"], dtype=object)
-
-
-def members_path(dataset: str) -> Path:
-    return tailor_home() / "scores" / "members" / f"{dataset}.parquet"
-
-
-def shown_counts(cat: Catalogue, impressions: pd.DataFrame, members: np.ndarray, at: datetime) -> np.ndarray:
-    """[n members, n offers] issues of each offer to each member inside that offer's cap window before `at`."""
-    out = np.zeros((len(members), len(cat.offers)), dtype=np.int64)
-    if impressions.empty or not len(members):
-        return out
-    t = as_utc(at)
-    pos = pd.Index(members).get_indexer(impressions["member_id"])
-    for j, o in enumerate(cat.offers):
-        hit = (pos >= 0) & (impressions["offer_id"].to_numpy() == o.offer_id)
-        hit &= (impressions["ts"] >= t - pd.Timedelta(days=cat.cap(o).days)).to_numpy()
-        np.add.at(out[:, j], pos[hit], 1)
-    return out
-
-
-def rank_offers_batch(
-    cat: Catalogue,
-    *,
-    tiers: np.ndarray,
-    segments: np.ndarray,
-    affinity: np.ndarray,
-    p_buy: np.ndarray,
-    uplift: np.ndarray | None = None,
-    spent: dict[str, float] | None = None,
-    shown: np.ndarray | None = None,
-    at: datetime,
-    k: int = 5,
-    channel: str | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-k offers of n members at once: (offer positions [n, k] with -1 padding, EIV [n, k], basis [n, k]).
-
-    `affinity` [n, m] is u . offer for the catalogue's m offers; `p_buy` [n] (NaN: unknown, prior
-    used); `uplift` [n, m] (NaN where none applies); `shown` [n, m] issues inside each cap window.
-    Same score, rules and tie-breaking as `serving.offers.rank_offers`.
-    """
-    n, m = affinity.shape
-    spent = spent or {}
-    t = as_utc(at)
-    elig = np.ones((n, m), dtype=bool)
-    for j, o in enumerate(cat.offers):
-        if o.eligible_tiers:
-            elig[:, j] &= np.isin(tiers, o.eligible_tiers)
-        if o.eligible_segments:
-            elig[:, j] &= np.isin(segments, o.eligible_segments)
-        closed = (o.valid_from and t < as_utc(o.valid_from)) or (o.valid_to and t >= as_utc(o.valid_to))
-        broke = o.budget is not None and o.budget - spent.get(o.offer_id, 0.0) < o.cost
-        if (channel and o.channels and channel not in o.channels) or closed or broke:
-            elig[:, j] = False
-        if shown is not None:
-            elig[:, j] &= shown[:, j] < cat.cap(o).max
-    a = affinity.astype(np.float64)
-    mean_a = np.where(elig, a, 0.0).sum(1) / np.maximum(elig.sum(1), 1)
-    known = np.isfinite(p_buy)
-    base = np.where(known, p_buy, cat.prior_response)
-    p = np.minimum(1.0, base[:, None] * np.exp(np.clip(a - mean_a[:, None], -5.0, 5.0)))
-    value = np.array([o.value for o in cat.offers], dtype=np.float64)
-    cost = np.array([o.cost for o in cat.offers], dtype=np.float64)
-    eiv = p * value - cost
-    basis = np.where(known, 1, 2)[:, None].repeat(m, 1)
-    if uplift is not None:
-        keyed = np.array([o.uplift_key is not None for o in cat.offers])
-        use = keyed[None, :] & np.isfinite(uplift)
-        eiv = np.where(use, np.nan_to_num(uplift) * value - cost, eiv)
-        basis = np.where(use, 0, basis)
-    # sort by (-eiv, offer_id): offers in id order, then a stable sort on -eiv; ineligible last
-    by_id = np.argsort([o.offer_id for o in cat.offers], kind="stable")
-    key = np.where(elig, -eiv, np.inf)[:, by_id]
-    order = by_id[np.argsort(key, axis=1, kind="stable")]
-    rows = np.arange(n)[:, None]
-    ok = elig[rows, order]
-    # diversity: the first `diversity_top` picks share no category; the rest follow in score order
-    cats = sorted({c for o in cat.offers for c in o.scope.categories})
-    catmat = np.array([[c in o.scope.categories for c in cats] for o in cat.offers], dtype=bool).reshape(m, len(cats))
-    used = np.zeros((n, len(cats)), dtype=bool)
-    picked = np.zeros(n, dtype=np.int64)
-    first = np.zeros((n, m), dtype=bool)
-    for j in range(m):
-        c = catmat[order[:, j]]
-        take = ok[:, j] & (picked < cat.diversity_top) & ~(used & c).any(1)
-        used |= c & take[:, None]
-        picked += take
-        first[:, j] = take
-    pos = np.arange(m)[None, :]
-    final = np.argsort(np.where(first, pos, np.where(ok, pos + m, pos + 2 * m)), axis=1, kind="stable")[:, :k]
-    chosen = order[rows, final]
-    valid = ok[rows, final]
-    return (
-        np.where(valid, chosen, -1),
-        np.where(valid, eiv[rows, chosen], np.nan),
-        np.where(valid, basis[rows, chosen], -1),
-    )
 
 
 def _vector_table(vectors: np.ndarray) -> pa.Array:
@@ -168,6 +76,8 @@ def score_members(
     at: datetime | None = None,
     chunk_members: int = 100_000,
     outcomes: bool = True,
+    cfg: ServingConfig | None = None,
+    layout: Layout | None = None,
 ) -> Path:
     """Persona, scores and top-k offers of every member of a prepared dataset -> Parquet (see module docstring).
 
@@ -177,19 +87,15 @@ def score_members(
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    from serving.bundle import champion_version, load_persona, load_scores, serving_config
-    from serving.events import EventStore
-    from training.tracking import client
-
-    client()
+    layout = Layout.of(layout)
     t0 = time.perf_counter()
-    ds = Dataset(dataset)
-    cfg = serving_config()
+    ds = Dataset(dataset, layout)
+    cfg = cfg or ServingConfig.load()
     end = dataset_end(ds)
     at = at or datetime.now(UTC)
-    versions = {f: champion_version(f) for f in ("persona", "churn", "propensity", "uplift")}
-    bundle = load_persona(versions["persona"])
-    path = members_path(ds.name)
+    versions = {f: champion_version(f, layout) for f in ("persona", *SCORED)}
+    bundle = load_persona(versions["persona"], layout)
+    path = layout.member_scores(ds.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     vec_path = path.with_suffix(".vectors.tmp")
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
@@ -198,14 +104,14 @@ def score_members(
         feats = feats.assign(member_id=feats["member_id"].astype(str)).set_index("member_id")
         if outcomes:
             _score_outcomes(ds, end, feats, versions)
-        scores = {f: load_scores(f, ds.name, versions[f]) for f in ("churn", "propensity", "uplift")}
+        scores = {f: load_scores(f, ds.name, versions[f], layout) for f in SCORED}
         t_scores = time.perf_counter() - t0
         t_encode = encoding.result()
-    catalogue = load_catalogue(cfg["offers"])
+    catalogue = load_catalogue(cfg.offers)
     items = ds.table("items", ["item_id", "category"])
     category = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["category"].astype(object)
     offer_mat = ix.offer_matrix(catalogue.offers, bundle.items, category)
-    store = EventStore()
+    store = EventStore(layout.home)
     horizon = max((o.cap or catalogue.default_cap).days for o in catalogue.offers) if catalogue.offers else 0
     with store.lock:
         imp = pd.read_sql_query("SELECT member_id, offer_id, ts FROM impressions WHERE ts >= ?", store.con,
@@ -254,20 +160,15 @@ def persona_vectors(dataset: str, version: int, out: str, chunk_members: int = 1
     """
     import torch
 
-    from serving.bundle import load_persona
-    from serving.events import tombstoned
-    from serving.snapshot import purchases_of
-    from training.persona.pyfunc import encode_history
-
     torch.set_num_threads(1)  # the other process has the other core
+    layout = Layout.from_env()
     t0 = time.perf_counter()
-    ds = Dataset(dataset)
+    ds = Dataset(dataset, layout)
     end = dataset_end(ds)
-    bundle = load_persona(version)
-    gone = tombstoned()
+    bundle = load_persona(version, layout)
+    gone = tombstoned(layout.home)
     attrs = ds.table("members", ["member_id", "region", "age_band"]).astype({"member_id": str})
     attrs = attrs.loc[~attrs["member_id"].isin(gone)]
-    item_index = {it: j for j, it in enumerate(bundle.items["item_id"])}
     writer = None
     buys = purchases_of(ds, gone).sort_values("member_id", kind="stable", ignore_index=True)
     everyone = np.union1d(attrs["member_id"].to_numpy(dtype=str), buys["member_id"].unique().astype(str))
@@ -276,8 +177,7 @@ def persona_vectors(dataset: str, version: int, out: str, chunk_members: int = 1
         # one attribute row per member first (the encoder takes a member's attributes from its first row; the
         # row's empty item is skipped), so members with no purchase get a vector from their attributes alone
         empty = attrs.loc[attrs["member_id"].isin(members)].assign(item_id=None, ts=end)
-        enc = encode_history(bundle.net, bundle.items, item_index, bundle.vocab, pd.concat([empty, rows]),
-                             end + pd.Timedelta(microseconds=1), bundle.max_len)  # fmt: skip
+        enc = bundle.encode(pd.concat([empty, rows]), end + pd.Timedelta(microseconds=1))
         ids = enc["member_id"].to_numpy(dtype=str)
         cold = ~np.isin(ids, rows["member_id"].to_numpy(dtype=str)) if len(rows) else np.ones(len(ids), bool)
         vec = np.stack(enc["vector"].to_numpy()).astype(np.float32)
