@@ -1,4 +1,4 @@
-"""The real service over HTTP: `bentoml serve serving.service:Tailor` on tiny trained models.
+"""End to end: prepare -> train -> register -> promote -> index -> the real `bentoml serve` -> queries over HTTP.
 
 Keys and scopes, response shapes, cold start, events that change the next answer, a barrage of bad input
 (4xx naming the field, 413 for size) after which the service still answers, erasure, reload under load,
