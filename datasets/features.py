@@ -252,7 +252,7 @@ def run_features(
     feats = features_at(ds, cut, cfg)
     path = features_path(ds, cut)
     write_parquet(feats, path, SCHEMA)
-    log.info("wrote %s (%d members)", path, len(feats))
+    log.debug("wrote %s (%d members)", path, len(feats))
     print(f"features of {ds.name} at cutoff {cut.isoformat()}: {len(feats):,} members -> {path}")
     print(segment_table(feats).to_string(index=False))
     counts = feats["lifecycle"].value_counts().reindex(["prospect", "new", "active", "at_risk", "lapsed"], fill_value=0)

@@ -53,9 +53,12 @@ def tune(
         fit_s = time.perf_counter() - t0
         res = evaluate_ranking(model, task, k, views)
         trials.append({"params": params, "fit_s": fit_s, **res, **({"model": model} if keep else {})})
-        log.info("tune %s %s: %s", getattr(make, "__name__", make), params, {v: res[f"{v}/ndcg@{k}"] for v in views})
-    best = {v: max(trials, key=lambda r: r[f"{v}/ndcg@{k}"])["params"] for v in views}
-    return best, trials
+        log.debug("tune %s %s: %s", getattr(make, "__name__", make), params, {v: res[f"{v}/ndcg@{k}"] for v in views})
+    top = {v: max(trials, key=lambda r: r[f"{v}/ndcg@{k}"]) for v in views}
+    chosen = "; ".join(f"{v} {top[v]['params']} ndcg@{k} {top[v][f'{v}/ndcg@{k}']:.4f}" for v in views)
+    n = f"{len(trials)} setting{'s' if len(trials) > 1 else ''}"
+    log.info("tuned %s on validation (%s): %s", getattr(make, "__name__", make), n, chosen)
+    return {v: top[v]["params"] for v in views}, trials
 
 
 def _row(name: str, view: str, res: dict, val: dict, params: dict, fit_s: float, k: int) -> dict:

@@ -206,7 +206,7 @@ def choose_calibrator(
             oof[test] = fit_calibrator(kind, s[train], t[train]).transform(s[test])
         losses[kind] = log_loss(t, oof)
     best = min(kinds, key=lambda k: losses[k])
-    log.info("calibrator cross-validated log loss %s -> %s", {k: round(v, 5) for k, v in losses.items()}, best)
+    log.debug("calibrator cross-validated log loss %s -> %s", {k: round(v, 5) for k, v in losses.items()}, best)
     chosen = fit_calibrator(best, s, t)
     chosen.cv_log_loss = losses
     return chosen

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import sys
 import time
 
 import lightning as L
@@ -13,16 +11,16 @@ import torch
 
 from training.outcomes.net import FittedOutcomeNet, OutcomeNet, OutcomeNetConfig, TaskKind, task_losses, torch_threads
 from training.outcomes.tabular import Preprocessor, TabularData
+from training.trainer import KeepBest, make_trainer
 
 
 class OutcomeModule(L.LightningModule):
-    """Weighted sum of per-task mean losses; logs train/val loss per task; keeps the best state."""
+    """Weighted sum of per-task mean losses; logs train/val loss per task and keeps a history of them."""
 
     def __init__(self, net: OutcomeNet, cfg: OutcomeNetConfig) -> None:
         super().__init__()
         self.net, self.cfg, self.tasks = net, cfg, net.tasks
         self.primary = cfg.primary or next(iter(self.tasks))
-        self.best: tuple[float, int, dict] | None = None  # (val loss of primary, epoch, state)
         self.history: list[dict[str, float]] = []
         self._val_logs: dict[str, float] = {}
         self._sums: dict[str, dict[str, list[float]]] = {"train": {}, "val": {}}
@@ -57,9 +55,6 @@ class OutcomeModule(L.LightningModule):
         logs = self._epoch_losses("val")
         self.log_dict(logs)
         self._val_logs = logs
-        score = logs.get(f"val/loss_{self.primary}", float("inf"))
-        if self.best is None or score < self.best[0]:
-            self.best = (score, self.current_epoch + 1, copy.deepcopy(self.net.state_dict()))
 
     def on_train_epoch_end(self) -> None:
         logs = self._epoch_losses("train")
@@ -107,24 +102,16 @@ def fit_outcome_net(
         L.seed_everything(seed, workers=True, verbose=False)
         net = OutcomeNet(train.numeric.shape[1], train.cardinalities, tasks, cfg.hidden, cfg.dropout, cfg.norm)
         module = OutcomeModule(net, cfg)
-        stop = L.pytorch.callbacks.EarlyStopping(f"val/loss_{module.primary}", patience=cfg.patience, mode="min")
-        trainer = L.Trainer(
-            max_epochs=cfg.max_epochs,
-            accelerator="cpu",
-            devices=1,
-            logger=logger or False,
-            enable_checkpointing=False,
-            callbacks=[stop, *(callbacks or [])],  # e.g. Optuna's pruning callback in sweeps
-            num_sanity_val_steps=0,
-            deterministic=True,
-            enable_progress_bar=sys.stderr.isatty(),
-            enable_model_summary=False,
-        )
+        monitor = f"val/loss_{module.primary}"
+        stop = L.pytorch.callbacks.EarlyStopping(monitor, patience=cfg.patience, mode="min")
+        keep = KeepBest(monitor, mode="min")
+        name = f"{module.primary} net" + (f" (bag {bag + 1} of {cfg.n_bags})" if cfg.n_bags > 1 else "")
+        every = [stop, keep, *(callbacks or [])]  # sweeps add Optuna's pruning callback
+        trainer = make_trainer(cfg.max_epochs, name, every, logger, deterministic=True)
         with torch_threads(cfg.num_threads):
             trainer.fit(module, _loader(train, yt, cfg.batch_size, True, seed), _loader(val, yv, 4096, False, seed))
-        if module.best is not None:
-            net.load_state_dict(module.best[2])
-            best_epochs.append(module.best[1])
+        if keep.best_epoch is not None:
+            best_epochs.append(keep.best_epoch)
         nets.append(net)
         histories.append(pd.DataFrame(module.history).assign(bag=bag))
     history = pd.concat(histories, ignore_index=True)

@@ -6,8 +6,6 @@ Recall@k over all items and over new-to-member items, logged as `val/all/ndcg@20
 
 from __future__ import annotations
 
-import copy
-
 import lightning as L
 import numpy as np
 import torch
@@ -89,10 +87,6 @@ class PersonaModule(L.LightningModule):
             self.register_buffer(f"item_{name}", t, persistent=False)
         self.val_task, self.k = val_task, k
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
-        self.best: tuple[float, int, dict] | None = None  # (val ndcg, epoch, state)
-        # (epochs run, best epoch, best score): a buffer, so it comes back from spawned DDP ranks
-        # with the weights (their `self.best` does not; the best weights are loaded in on_fit_end)
-        self.register_buffer("fit_summary", torch.zeros(3, dtype=torch.float64))
 
     @property
     def items(self) -> dict[str, torch.Tensor]:
@@ -165,16 +159,9 @@ class PersonaModule(L.LightningModule):
             # broadcast anyway so that the ranks cannot disagree on the best epoch
             metrics = self.trainer.strategy.broadcast(metrics, src=0)
         self.log_dict(metrics, prog_bar=True, sync_dist=True)
+        # what the best epoch is chosen by (KeepBest): all + new NDCG@k; not sent to MLflow
         score = metrics[f"val/all/ndcg_at_{self.k}"] + metrics[f"val/new/ndcg_at_{self.k}"]
-        if not self.trainer.sanity_checking and (self.best is None or score > self.best[0]):
-            self.best = (score, self.current_epoch + 1, copy.deepcopy(self.net.state_dict()))
-            self.fit_summary[1:] = torch.tensor([self.best[1], score], dtype=torch.float64)
-
-    def on_fit_end(self) -> None:
-        """Leave the best validated epoch's weights in the net (in each rank, before DDP hands rank 0's back)."""
-        self.fit_summary[0] = self.trainer.current_epoch
-        if self.best is not None:
-            self.net.load_state_dict(self.best[2])
+        self.log(f"val/score_at_{self.k}", score, sync_dist=True, logger=False)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -9,7 +9,6 @@ validation rows (calibration changes probabilities, and so uplift magnitudes, wi
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 
@@ -19,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from training.trainer import KeepBest, make_trainer
 from training.uplift.config import TrainSection
 from training.uplift.model import UpliftNet, UpliftShape
 
@@ -29,7 +29,6 @@ class UpliftModule(L.LightningModule):
     def __init__(self, net: UpliftNet, cfg: TrainSection) -> None:
         super().__init__()
         self.net, self.cfg = net, cfg
-        self.best: tuple[float, int, dict] | None = None
 
     def _loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, arm, y = batch
@@ -49,13 +48,6 @@ class UpliftModule(L.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self.log("val_loss", self._loss(batch), on_epoch=True, on_step=False, batch_size=len(batch[0]))
 
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
-            return
-        v = float(self.trainer.callback_metrics["val_loss"])
-        if self.best is None or v < self.best[0]:
-            self.best = (v, self.current_epoch + 1, copy.deepcopy(self.net.state_dict()))
-
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
 
@@ -65,7 +57,9 @@ def _tensors(x: np.ndarray, arm: np.ndarray, ys: np.ndarray) -> TensorDataset:
                          torch.as_tensor(ys, dtype=torch.float32))  # fmt: skip
 
 
-def fit_net(shape: UpliftShape, cfg: TrainSection, seed: int, fit: tuple, val: tuple) -> tuple[UpliftNet, dict]:
+def fit_net(
+    shape: UpliftShape, cfg: TrainSection, seed: int, fit: tuple, val: tuple, name: str = "uplift net"
+) -> tuple[UpliftNet, dict]:
     """Train one network on `fit` = (x, arm index, ys), stop on `val`, calibrate on `val`; returns (net, stats)."""
     from lightning.pytorch.callbacks import EarlyStopping
 
@@ -76,15 +70,14 @@ def fit_net(shape: UpliftShape, cfg: TrainSection, seed: int, fit: tuple, val: t
     gen = torch.Generator().manual_seed(seed)
     train_dl = DataLoader(_tensors(*fit), batch_size=cfg.batch_size, shuffle=True, generator=gen)
     val_dl = DataLoader(_tensors(*val), batch_size=8192)
-    trainer = L.Trainer(max_epochs=cfg.epochs, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                        enable_checkpointing=False, enable_model_summary=False,
-                        callbacks=[EarlyStopping("val_loss", patience=cfg.patience)])  # fmt: skip
+    keep = KeepBest("val_loss", mode="min")
+    stop = EarlyStopping("val_loss", patience=cfg.patience)
+    trainer = make_trainer(cfg.epochs, name, [stop, keep])
     t0 = time.perf_counter()
     trainer.fit(module, train_dl, val_dl)
-    assert module.best is not None
-    net.load_state_dict(module.best[2])
+    assert keep.best_epoch is not None and keep.best_score is not None
     calibrate(net, *val)
-    return net, {"fit_s": time.perf_counter() - t0, "best_epoch": module.best[1], "val_loss": module.best[0]}
+    return net, {"fit_s": time.perf_counter() - t0, "best_epoch": keep.best_epoch, "val_loss": keep.best_score}
 
 
 def calibrate(net: UpliftNet, x: np.ndarray, arm: np.ndarray, ys: np.ndarray, steps: int = 100) -> None:
@@ -132,7 +125,8 @@ def fit_ensemble(frame, split, cfg, seed: int) -> tuple:
         rows = split.fit
         if cfg.train.bootstrap and cfg.model.bags > 1:
             rows = np.random.default_rng(s).choice(split.fit, len(split.fit), replace=True)
-        net, st = fit_net(shape, cfg.train, s, (x[rows], arm_code[rows], ys[rows]), val)
+        name = "uplift net" + (f" (bag {b + 1} of {cfg.model.bags})" if cfg.model.bags > 1 else "")
+        net, st = fit_net(shape, cfg.train, s, (x[rows], arm_code[rows], ys[rows]), val, name)
         nets.append(net)
         stats.append(st)
     summary = {"fit_s": sum(s["fit_s"] for s in stats), "best_epoch": float(np.mean([s["best_epoch"] for s in stats])),
