@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 import lightning as L
@@ -18,6 +17,7 @@ from training.persona.config import PersonaConfig
 from training.persona.data import Catalogue, ExampleSet, LengthBuckets, catalogue, examples, histories
 from training.persona.lightning import PersonaModule
 from training.persona.model import PersonaNet, PersonaShape
+from training.trainer import KeepBest, make_trainer
 
 log = logging.getLogger(__name__)
 
@@ -45,46 +45,6 @@ def member_batches(inter: Interactions, cat: Catalogue, member_idx: np.ndarray, 
     return ExampleSet({**h, "region": cat.region[member_idx], "age": cat.age[member_idx]})
 
 
-class _RankSetup(L.Callback):
-    """In each DDP rank: one share of the cores for torch, its own dropout/noise stream, and a clean exit."""
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if trainer.world_size > 1:
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // trainer.world_size))
-            torch.manual_seed(self.seed * 1000 + trainer.global_rank)
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        # Lightning leaves a gloo group to the process's exit, where its threads were sometimes destroyed
-        # unjoined: "terminate called without an active exception", SIGABRT in a rank after a finished fit
-        dist = torch.distributed
-        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
-
-
-def strategy_for(cfg: PersonaConfig):
-    """Lightning's strategy for `cfg.trainer`.
-
-    Plain `ddp` (and `auto` with several devices) on CPU becomes DDP over gloo in *spawned*
-    processes: Lightning's default `ddp` launcher re-executes the command line, so each rank would
-    re-run the whole job (its MLflow run, baselines, registration). Spawned ranks run only
-    `trainer.fit`; rank 0's weights come back into the caller's module.
-    """
-    t = cfg.trainer
-    if t.accelerator == "cpu" and (t.strategy in ("ddp", "ddp_spawn") or (t.strategy == "auto" and t.devices > 1)):
-        from lightning.fabric.plugins.environments.lightning import find_free_network_port
-        from lightning.pytorch.strategies import DDPStrategy
-
-        # a fresh rendezvous port per fit: Lightning keeps the first one in MASTER_PORT, which another
-        # process (a parallel test worker) may have taken by the next fit
-        os.environ["MASTER_PORT"] = str(find_free_network_port())
-        return DDPStrategy(process_group_backend="gloo", start_method="spawn")
-    return t.strategy
-
-
 def fit(
     inter: Interactions,
     cat: Catalogue,
@@ -95,7 +55,7 @@ def fit(
     callbacks: list | None = None,
     logger=None,
 ) -> tuple[PersonaModule, dict]:
-    """Train for `epochs`; with `val`, validate each epoch and keep the best epoch's weights."""
+    """Train for `epochs`; with `val`, validate each epoch and keep the best epoch's weights (all + new NDCG@k)."""
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     t0 = time.perf_counter()
     arrays = examples(
@@ -119,22 +79,30 @@ def fit(
         cfg.train.denoise_drop,
         cfg.train.hist_dropout,
     )
+    keep = KeepBest(f"val/score_at_{cfg.k}", mode="max")
+    t = cfg.trainer
     # the sampler shards each batch over DDP ranks itself (a batch_sampler cannot be wrapped)
-    trainer = L.Trainer(max_epochs=epochs, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
-                        strategy=strategy_for(cfg), use_distributed_sampler=False, logger=logger or False,
-                        enable_checkpointing=False, callbacks=[_RankSetup(cfg.train.seed), *(callbacks or [])],
-                        num_sanity_val_steps=0, enable_model_summary=False)  # fmt: skip
+    trainer = make_trainer(
+        epochs,
+        "persona (validated each epoch)" if val is not None else "persona",
+        [keep, *(callbacks or [])],
+        logger,
+        t.accelerator,
+        t.devices,
+        t.strategy,
+        seed=cfg.train.seed,
+        use_distributed_sampler=False,
+    )
     trainer.fit(module, train_dl, val_dl)
     fit_s = time.perf_counter() - t0
-    # the module's net holds the best validated epoch's weights (PersonaModule.on_fit_end), also when
-    # they were trained in spawned DDP ranks; fit_summary came back with them
-    ran, best_epoch, best_score = module.fit_summary.tolist()
-    if module.best is None and best_epoch > 0:  # trained in spawned ranks: rebuild what they chose
-        module.best = (best_score, int(best_epoch), {k: v.clone() for k, v in module.net.state_dict().items()})
-    stats = {"examples": len(arrays["targets"]), "fit_s": fit_s, "epochs": int(ran), "world_size": trainer.world_size,
-             "examples_per_s": len(arrays["targets"]) * int(ran) / max(fit_s, 1e-9)}  # fmt: skip
-    if best_epoch > 0:
-        stats["best_epoch"] = int(best_epoch)
+    # the module's net holds the best validated epoch's weights (KeepBest), also when they were trained in
+    # spawned DDP ranks; the epoch counts came back with them
+    keep.collect(trainer)
+    n = len(arrays["targets"])
+    stats = {"examples": n, "fit_s": fit_s, "epochs": keep.epochs, "world_size": trainer.world_size}
+    stats["examples_per_s"] = n * keep.epochs / max(fit_s, 1e-9)
+    if keep.best_epoch is not None:
+        stats.update({"best_epoch": keep.best_epoch, "best_score": keep.best_score})
     return module, stats
 
 
