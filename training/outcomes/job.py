@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import mlflow
 import numpy as np
 import pandas as pd
 
@@ -24,6 +25,7 @@ from datasets.config import load
 from datasets.split import protocol_split
 from datasets.store import Dataset
 from training import tracking
+from training.job import Comparison, mlflow_logger, run_job
 from training.outcomes import baselines as bl
 from training.outcomes.calibration import Calibrator, choose_calibrator, fit_calibrator
 from training.outcomes.config import OutcomeConfig
@@ -117,8 +119,6 @@ def run(
     family: str, dataset: str, config: str | None = None, overrides: Sequence[str] = (), job: str = "train"
 ) -> pd.DataFrame:
     """Fit the net and every baseline, calibrate, evaluate on the test cutoff; `train` also logs and registers."""
-    from lightning.pytorch.loggers import MLFlowLogger
-
     cfg = load(OutcomeConfig, config or family, [f"dataset={dataset}", *overrides])
     if cfg.family != family:
         raise ValueError(f"config {config or family} is for family {cfg.family}, not {family}")
@@ -134,7 +134,8 @@ def run(
         fr.test_cutoff.date(),
         time.perf_counter() - t0,
     )
-    with tracking.start_run(family, job, cfg, ds, config or family, cutoff=str(fr.test_cutoff)) as active:
+
+    def compare(active: mlflow.ActiveRun) -> Comparison:
         tracking.log_metrics(
             {
                 "data/train_rows": len(fr.train),
@@ -147,7 +148,7 @@ def run(
         xt, xv, xs = pre.transform(fr.train), pre.transform(fr.val), pre.transform(fr.test)
         tasks = {t: ("regression" if t == "spend" else "binary") for t in sorted(cfg.tasks, key=lambda t: t != p)}
         net_cfg = cfg.net.model_copy(update={"task_weights": cfg.tasks, "primary": p, "seed": cfg.seed})
-        logger = MLFlowLogger(tracking_uri=tracking.tracking_uri(), run_id=active.info.run_id)
+        logger = mlflow_logger(active)
         net = fit_outcome_net(xt, fr.y_train, xv, fr.y_val, tasks, net_cfg, logger=logger, preprocessor=pre)
         scores = {
             "outcome_net": bl.BaselineScores(
@@ -176,22 +177,20 @@ def run(
             )
         if "spend" in tasks:
             tracking.log_metrics(_spend_metrics(net, xs, fr))
-        tracking.log_table(table, "side_by_side.csv")
         _plots(table, probs, fr, net, xv, scores, p)
-        if job == "train":
-            from training.outcomes.pyfunc import log_outcome_model
-            from training.registry import register
+        headline = (
+            f"{family} on {ds.name}: test cutoff {fr.test_cutoff.date()}, {len(fr.test):,} members, "
+            f"{p} rate {np.nanmean(fr.y_test[p]):.3f}; calibration on {int(fr.calib.sum()):,} held-out members"
+        )
 
-            uri = log_outcome_model(net, calibrators["outcome_net"], cfg, fr)
-            version = register(active.info.run_id, family, uri)
-            log.info("registered %s version %s (promote with `tailor promote %s`)", family, version, family)
-    print(
-        f"{family} on {ds.name}: test cutoff {fr.test_cutoff.date()}, {len(fr.test):,} members, "
-        f"{p} rate {np.nanmean(fr.y_test[p]):.3f}; calibration on {int(fr.calib.sum()):,} held-out members"
-    )
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(table.drop(columns=["params"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    return table
+        def log_model() -> str:
+            from training.outcomes.pyfunc import log_outcome_model
+
+            return log_outcome_model(net, calibrators["outcome_net"], cfg, fr)
+
+        return Comparison(table, headline, log_model=log_model, hide=["params"])
+
+    return run_job(family, job, cfg, ds, config or family, compare, cutoff=str(fr.test_cutoff))
 
 
 def _baseline(name: str, fr: Frames, xt, xv, xs, cfg: OutcomeConfig) -> bl.BaselineScores:

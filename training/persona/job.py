@@ -24,6 +24,7 @@ from datasets.config import load
 from datasets.store import Dataset
 from training import tracking
 from training.interactions import protocol, purchases
+from training.job import Comparison, mlflow_logger, run_job
 from training.metrics import evaluate_ranking, rankings, recall_at_k
 from training.persona.config import PersonaConfig
 from training.persona.fit import Scorer, fit, task_catalogue
@@ -38,26 +39,25 @@ PIP = ["torch==2.13.0", "mlflow==3.17.2", "pandas==3.1.1", "numpy==2.4.6", "pyar
 
 def run(dataset: str, config: str = "persona", overrides: Sequence[str] = (), job: str = "train") -> pd.DataFrame:
     """Fit, evaluate beside the baselines, log to MLflow; `job="train"` also logs and registers the model."""
-    from lightning.pytorch.loggers import MLFlowLogger
-
     cfg = load(PersonaConfig, config, [f"dataset={dataset}", *overrides])
     ds = Dataset(cfg.dataset)
     w = cfg.window(ds.manifest["source"])
     val, test = protocol(ds, w.test_days, w.val_days)
     log.info("protocol: train %d members x %d items; %d test members (window %s..%s)", test.train.n_members,
              test.train.n_items, len(test.members), test.start.date(), test.end.date())  # fmt: skip
-    with tracking.start_run("persona", job, cfg, ds, config, cutoff=str(test.start)) as active:
-        logger = MLFlowLogger(tracking_uri=tracking.tracking_uri(), run_id=active.info.run_id)
+
+    def compare(active: mlflow.ActiveRun) -> Comparison:
         cat_v = task_catalogue(ds, val.train, cfg)
-        _, st_v = fit(val.train, cat_v, cfg, cfg.train.epochs, w.val_days, val=val, logger=logger)
+        _, st_v = fit(val.train, cat_v, cfg, cfg.train.epochs, w.val_days, val=val, logger=mlflow_logger(active))
         epochs = st_v.get("best_epoch", cfg.train.epochs)
         cat = task_catalogue(ds, test.train, cfg)
         module, st = fit(test.train, cat, cfg, epochs, w.test_days)
         scorer = Scorer(module.net, test.train, cat, cfg.data.max_len)
         res = evaluate_ranking(scorer, test, cfg.k)
         tracking.log_metrics({f"test/{k}": v for k, v in res.items()})
-        tracking.log_metrics({"fit/best_epoch": epochs, "fit/val_fit_s": st_v["fit_s"], "fit/test_fit_s": st["fit_s"],
-                              "fit/examples": st["examples"], "fit/examples_per_s": st["examples_per_s"]})  # fmt: skip
+        fit_metrics = {"best_epoch": epochs, "val_fit_s": st_v["fit_s"], "test_fit_s": st["fit_s"]}
+        fit_metrics |= {"examples": st["examples"], "examples_per_s": st["examples_per_s"]}
+        tracking.log_metrics({f"fit/{k}": v for k, v in fit_metrics.items()})
         table = _table(res, cfg.k, st["fit_s"], epochs)
         if cfg.baselines:
             from training.baselines import tune_and_evaluate
@@ -70,18 +70,13 @@ def run(dataset: str, config: str = "persona", overrides: Sequence[str] = (), jo
                     tracking.log_metrics({f"baseline/{r['model']}/test/{r['view']}/{m}@{cfg.k}": r[f"{m}@{cfg.k}"]})
             table = pd.concat([table, base.drop(columns=["params", "members"], errors="ignore")], ignore_index=True)
         table = table.sort_values(["view", f"ndcg@{cfg.k}"], ascending=[True, False]).reset_index(drop=True)
-        tracking.log_table(table, "side_by_side.csv")
         _plots(table, scorer, test, cfg.k)
-        if job == "train":
-            model_uri = _log_model(ds, module.net, cat, test.train.item_ids, cfg)
-            from training.registry import register
+        headline = (
+            f"persona on {ds.name}: test window {test.start.date()}..{test.end.date()}, {len(test.members)} members"
+        )
+        return Comparison(table, headline, log_model=lambda: _log_model(ds, module.net, cat, test.train.item_ids, cfg))
 
-            version = register(active.info.run_id, "persona", model_uri)
-            log.info("registered persona version %s (promote with `tailor promote persona`)", version)
-    print(f"persona on {ds.name}: test window {test.start.date()}..{test.end.date()}, {len(test.members)} members")
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    return table
+    return run_job("persona", job, cfg, ds, config, compare, cutoff=str(test.start))
 
 
 def _table(res: dict, k: int, fit_s: float, epochs: int) -> pd.DataFrame:
@@ -110,7 +105,7 @@ def _plots(table: pd.DataFrame, scorer: Scorer, task, k: int) -> None:
     tracking.log_figure(tracking.recall_at_k_plot({"persona": curve}), "plots/recall_at_k.png")
 
 
-def _log_model(ds: Dataset, net, cat, item_ids: np.ndarray, cfg: PersonaConfig) -> None:
+def _log_model(ds: Dataset, net, cat, item_ids: np.ndarray, cfg: PersonaConfig) -> str:
     """The pyfunc (encoder + item table) and the persona vectors of all members, from all their history."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_artifacts(Path(tmp) / "persona", net, cat, item_ids, cfg.data.max_len)

@@ -22,6 +22,7 @@ import pandas as pd
 from datasets.config import load
 from datasets.store import Dataset
 from training import tracking
+from training.job import Comparison, run_job
 from training.uplift import plots
 from training.uplift.config import UpliftConfig
 from training.uplift.data import UpliftFrame, check_outcome, comparison_rows, load_frame, split
@@ -51,7 +52,8 @@ def run(dataset: str, config: str = "uplift", overrides: Sequence[str] = (), job
         raise ValueError(f"outcome '{cfg.outcome}' not in dataset '{ds.name}' (has: {', '.join(frame.outcomes)})")
     check_outcome((frame.outcomes[cfg.outcome].to_numpy() > 0).astype(int), f"dataset '{ds.name}' {cfg.outcome}")
     sp = split(frame, cfg.outcome, cfg.seed, cfg.test_size, cfg.val_size)
-    with tracking.start_run("uplift", job, cfg, ds, config, tags={"estimand": "uplift", "comparison": gated}) as active:
+
+    def compare(active: mlflow.ActiveRun) -> Comparison:
         from training.uplift.lightning import fit_ensemble
 
         ens, st = fit_ensemble(frame, sp, cfg, cfg.seed)
@@ -71,20 +73,19 @@ def run(dataset: str, config: str = "uplift", overrides: Sequence[str] = (), job
             tracking.log_metrics({f"{prefix}test/{r['comparison']}/{r['outcome']}/{m}": v for m, v in metrics.items()})
             if r["comparison"] == gated and r["outcome"] == cfg.outcome:
                 tracking.log_metrics({f"{prefix}test/{m}": v for m, v in metrics.items()})
-        tracking.log_table(table, "side_by_side.csv")
         te, t_te = comparison_rows(frame, sp.test, comps[gated])
         y_te = frame.outcomes[cfg.outcome].to_numpy()[te]
         curves = {MODEL: scores[MODEL][(gated, cfg.outcome)][te]} | {n: s[te] for n, s in base_scores.items()}
         tracking.log_figure(plots.curves(y_te, t_te, curves, f"{gated}, {cfg.outcome}"), "plots/qini_uplift_curves.png")
         importances[MODEL] = plots.sensitivity(ens, x[sp.val], comps[gated], cfg.outcome, list(frame.x.columns))
         tracking.log_figure(plots.importance(pd.DataFrame(importances)), "plots/feature_importance.png")
-        if job == "train":
-            version = _log_and_register(active.info.run_id, ens, frame, comps)
-            log.info("registered uplift version %s (promote with `tailor promote uplift`)", version)
-    print(f"uplift on {ds.name}: seed {cfg.seed}, test half {len(sp.test):,} rows; gated: {gated} / {cfg.outcome}")
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 200):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    return table
+        headline = (
+            f"uplift on {ds.name}: seed {cfg.seed}, test half {len(sp.test):,} rows; gated: {gated} / {cfg.outcome}"
+        )
+        return Comparison(table, headline, log_model=lambda: _log_model(ens, frame, comps), width=200)
+
+    tags = {"estimand": "uplift", "comparison": gated}
+    return run_job("uplift", job, cfg, ds, config, compare, tags=tags)
 
 
 def score_table(frame: UpliftFrame, sp, comps: dict, scores: dict, fit_s: dict, k: float) -> pd.DataFrame:
@@ -130,11 +131,10 @@ def baselines(frame: UpliftFrame, sp, comps: dict, cfg: UpliftConfig, gated: str
     return gated_scores, score_table(frame, sp, comps, scores, fit_s, cfg.k), importances, val
 
 
-def _log_and_register(run_id: str, ens, frame: UpliftFrame, comps: dict) -> int:
-    """Log the pyfunc (weights + feature list + comparisons) with signature and input example; register it."""
+def _log_model(ens, frame: UpliftFrame, comps: dict) -> str:
+    """Log the pyfunc (weights + feature list + comparisons) with signature and input example; returns its URI."""
     from mlflow.models import infer_signature
 
-    from training.registry import register
     from training.uplift.pyfunc import UpliftPyfunc, example, load_artifacts, predict_frame, save_artifacts
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,7 +143,7 @@ def _log_and_register(run_id: str, ens, frame: UpliftFrame, comps: dict) -> int:
         signature = infer_signature(ex, predict_frame(*load_artifacts(folder), ex))
         info = mlflow.pyfunc.log_model(name="model", python_model=UpliftPyfunc(), artifacts={"uplift": str(folder)},
                                        signature=signature, input_example=ex, pip_requirements=PIP)  # fmt: skip
-    return register(run_id, "uplift", info.model_uri)
+    return info.model_uri
 
 
 def _propensity_only(ds: Dataset, cfg: UpliftConfig, config: str, job: str, why: str) -> pd.DataFrame:
