@@ -80,8 +80,6 @@ def _churn(dataset: str) -> None:
 
 
 def _serve(dataset: str) -> None:
-    import json
-
     from tailor.index import build_indices
     from tailor.score import score_members
     from tailor.serve import ask_running_service
@@ -90,8 +88,11 @@ def _serve(dataset: str) -> None:
     build_indices(dataset=dataset)
     # Complete Journey household ids are small integers: the first one with a persona answers.
     answer = ask_running_service(dataset, [str(h) for h in range(1, 60)])
-    print("POST /rank_offers ->")
-    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    head = f"member {answer['member']} (cold start: {answer['cold_start']})"
+    print(f"POST /rank_offers -> {head}, policy {answer['policy']} {answer['policy_version']}:")
+    for o in answer["offers"]:
+        value = f"{o['expected_incremental_value']:.3f} ({o['basis']})"
+        print(f"  {o['offer_id']:<14} {o['kind']:<16} value {value}: {'; '.join(o['reasons'])}")
 
 
 def _promote(family: str) -> None:

@@ -271,7 +271,7 @@ def print_decision(decision: Decision, file: TextIO | None = None) -> None:
     print(f"{d.family}: champion {_v(d.version_from)} -> v{d.version_to}: {verdict}{extra}", file=out)
     table = [("metric", "candidate", "champion", "best baseline", "result")]
     for r in d.rows:
-        result = "pass" if r.passed else f"FAIL: {r.note}"
+        result = "pass" if r.passed else f"{'forced past' if d.forced else 'FAIL'}: {r.note}"
         table.append((r.metric, _fmt(r.candidate), _fmt(r.champion), _fmt(r.best_baseline, r.baseline), result))
     widths = [max(len(row[i]) for row in table) for i in range(5)]
     for row in table if d.rows else []:
