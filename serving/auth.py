@@ -121,7 +121,7 @@ class KeyStore:
             raise AuthError(401, "unknown or revoked API key")
         principal = Principal(row[0], parts[1], frozenset(row[3].split(",")), row[1], row[4])
         if scope not in principal.scopes and not (scope == "report" and "admin" in principal.scopes):
-            raise AuthError(403, f"key '{principal.name}' lacks scope '{scope}'")
+            raise AuthError(403, f"this key lacks scope '{scope}'")  # never the key's name: callers see this
         return principal
 
 

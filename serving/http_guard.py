@@ -1,4 +1,5 @@
-"""ASGI middleware in front of the API routes: JSON only, a body-size limit (413) and API-key scopes (401/403).
+"""ASGI middleware in front of the API routes: JSON only, a body-size limit (413), a body deadline (408) and API-key
+scopes (401/403).
 
 It runs before BentoML parses anything, so a refused request is never parsed, and it stores the caller's
 `Principal` in the ASGI scope (`tailor.principal`) for the endpoint's audit row and member-bound checks.
@@ -9,16 +10,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
+
 from serving.auth import AuthError, check
+from serving.traffic import restore_path
 
 PRINCIPAL = "tailor.principal"
 MAX_BODY = 1_000_000
+BODY_TIMEOUT_S = 10.0  # a body that has not fully arrived this long after the headers is cut (408)
 
 
-async def send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
-    """Write a whole JSON response to an ASGI `send`."""
+async def send_json(send: Any, status: int, payload: dict[str, Any], close: bool = False) -> None:
+    """Write a whole JSON response to an ASGI `send` (`close`: and ask the server to close the connection)."""
     body = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -35,10 +42,13 @@ def api_key(headers: dict[bytes, bytes]) -> str | None:
 class Guard:
     """Checks size, media type and key scope of POSTs to `routes` ({path: scope or None for no key})."""
 
-    def __init__(self, app: Any, routes: dict[str, str | None], max_body: int = MAX_BODY) -> None:
-        self.app, self.routes, self.max_body = app, routes, max_body
+    def __init__(
+        self, app: Any, routes: dict[str, str | None], max_body: int = MAX_BODY, body_timeout_s: float = BODY_TIMEOUT_S
+    ) -> None:
+        self.app, self.routes, self.max_body, self.body_timeout_s = app, routes, max_body, body_timeout_s
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        restore_path(scope)  # the metrics middleware saw unknown paths as one label; routing needs the real one
         if scope["type"] != "http" or scope["path"] not in self.routes or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
@@ -58,14 +68,18 @@ class Guard:
                 error = "unauthorized" if exc.status == 401 else "forbidden"
                 return await send_json(send, exc.status, {"error": error, "detail": exc.message})
         body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_body:
-                return await send_json(send, 413, self._too_large())
+        with anyio.move_on_after(self.body_timeout_s) as deadline:  # slow clients hold a connection no longer
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > self.max_body:
+                    return await send_json(send, 413, self._too_large())
+        if deadline.cancelled_caught:
+            limit = {"error": "request body not received in time", "field": "body", "limit_s": self.body_timeout_s}
+            return await send_json(send, 408, limit, close=True)
         replayed = False
 
         async def replay() -> dict:

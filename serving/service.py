@@ -19,8 +19,10 @@ from starlette.responses import JSONResponse
 from datasets.layout import Layout
 from serving import schemas as s
 from serving.audit import log as audit_log
-from serving.http_guard import MAX_BODY, PRINCIPAL, Guard
-from serving.traffic import patch_timeout_middleware
+from serving.http_guard import BODY_TIMEOUT_S, MAX_BODY, PRINCIPAL, Guard
+from serving.logsafe import escape
+from serving.logsafe import install as escape_logs
+from serving.traffic import patch_metrics_labels, patch_timeout_middleware
 
 ROUTES: dict[str, str | None] = {
     "/persona": "read",
@@ -43,7 +45,7 @@ class _QuietInvalidInput(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and type(record.exc_info[1]).__name__ == "ValidationError":
             errors = record.exc_info[1].errors(include_input=False)  # type: ignore[union-attr]
-            fields = ", ".join(".".join(map(str, e["loc"])) or "body" for e in errors)
+            fields = escape(", ".join(".".join(map(str, e["loc"])) or "body" for e in errors))  # client's names
             record.msg = f"{record.msg} (invalid request: {fields})"
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
@@ -134,15 +136,19 @@ class Tailor:
         return s.LookalikeResponse.model_validate(out)
 
     @bentoml.api(input_spec=s.EventsRequest, output_spec=s.EventsResponse)
-    def events(self, events: list[s.Event], ctx: bentoml.Context) -> s.EventsResponse | JSONResponse:
-        """Ingest canonical events; the member's next answers reflect them."""
+    def events(self, events: list[dict], ctx: bentoml.Context) -> s.EventsResponse | JSONResponse:
+        """Ingest canonical events; the member's next answers reflect them. Each event is checked on its own: the
+        valid ones are accepted and every other one is listed in `rejected` (index, field, reason)."""
         state = self.state
-        rows = [e.model_dump() for e in events]
+        rows, where, invalid = _parse_events(events)
         raw = [r["member_id"] for r in rows]
         try:
-            out = state.add_events(rows)
+            out = state.add_events(rows) if rows else {"accepted": 0, "rejected": []}
         except ValueError as exc:
             return _fail(ctx, 400, str(exc), raw)
+        for rej in out["rejected"]:
+            rej["index"] = where[rej["index"]]
+        out["rejected"] = sorted(invalid + out["rejected"], key=lambda r: r["index"])
         for rej in out.get("rejected", []):
             rej["reason"] = _redact(str(rej.get("reason", "")), raw)
         members = [state.pseudonym(m) for m in dict.fromkeys(raw)]
@@ -211,11 +217,34 @@ class Tailor:
         return s.Ok(ok=True)
 
 
+def _parse_events(events: list[dict]) -> tuple[list[dict], list[int], list[dict]]:
+    """(valid rows, their indices in the batch, one rejection per invalid event) from the request's events."""
+    from pydantic import ValidationError
+
+    rows, where, invalid = [], [], []
+    for i, event in enumerate(events):
+        try:
+            rows.append(s.Event.model_validate(event).model_dump())
+            where.append(i)
+        except ValidationError as exc:
+            err = exc.errors(include_input=False, include_url=False)[0]
+            field = str(err["loc"][0]) if err["loc"] else "event"
+            invalid.append({"index": i, "field": field, "reason": err["msg"]})
+    return rows, where, invalid
+
+
 def _redact(message: str, raw: list[str]) -> str:
     for r in sorted({x for x in raw if x}, key=len, reverse=True):
         message = message.replace(r, "<member_id>")
     return message
 
 
+escape_logs()  # client-controlled text (paths, field names) never starts a log line of its own
 patch_timeout_middleware()
-Tailor.add_asgi_middleware(Guard, routes=ROUTES, max_body=int(os.environ.get("TAILOR_MAX_BODY", MAX_BODY)))
+patch_metrics_labels(ROUTES)  # a client's made-up path is not a metrics label
+Tailor.add_asgi_middleware(
+    Guard,
+    routes=ROUTES,
+    max_body=int(os.environ.get("TAILOR_MAX_BODY", MAX_BODY)),
+    body_timeout_s=float(os.environ.get("TAILOR_BODY_TIMEOUT_S", BODY_TIMEOUT_S)),
+)

@@ -20,7 +20,8 @@ from datasets.paths import repo_root
 def serve_command(port: int = 3000, host: str = "127.0.0.1") -> list[str]:
     """The command line that serves the service (one worker: the state lives in-process)."""
     bentoml = Path(sys.executable).parent / "bentoml"
-    return [str(bentoml), "serve", "serving.service:Tailor", "--host", host, "--port", str(port)]
+    idle = ["--timeout-keep-alive", "5"]  # an idle keep-alive connection is closed after 5 s (bodies: the guard's 408)
+    return [str(bentoml), "serve", "serving.service:Tailor", "--host", host, "--port", str(port), *idle]
 
 
 def service_env(
