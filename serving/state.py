@@ -43,6 +43,7 @@ class ServingState:
         self._cold: dict[tuple, np.ndarray] = {}  # (persona version, region, age band) -> cold-start vector
         self._erased = store.tombstoned()
         self._touched = store.members()
+        self._unread = set(self._touched)  # members whose ingested purchases changed since their vector was folded
 
     @classmethod
     def load(
@@ -107,12 +108,16 @@ class ServingState:
             return self._encode(s, "\x00erased", pd.DataFrame({"item_id": [], "ts": []})), True
         if p in self._fresh:
             return self._fresh[p], False
-        if p in self._touched:
+        if p in self._unread:  # a purchase was ingested since the last fold: read the history once, then cache
+            with self._lock:
+                self._unread.discard(p)
             hist = self._history(s, p)
             if len(hist):
+                vec = self._encode(s, p, hist)
                 with self._lock:
-                    self._fresh[p] = self._encode(s, p, hist)
-                return self._fresh[p], False
+                    if p not in self._unread and p not in self._erased:  # no purchase or erasure arrived meanwhile
+                        self._fresh[p] = vec
+                return vec, False
         row = s.vec_rows.get(p)
         if row is not None:
             return s.vectors.matrix[row], False
@@ -205,10 +210,11 @@ class ServingState:
 
     def _fresh_vectors(self, s: Snapshot) -> dict[str, np.ndarray]:
         """Vectors refolded from ingested events (the index still holds their old ones); at most `fresh_max` members,
-        refolding up to that many members whose events were not read yet."""
+        refolding up to that many members whose purchases changed since their last fold. Members whose events hold
+        no purchase (searches, views of made-up members) are never re-read: their vector did not move."""
         limit = self._cfg.lookalike.fresh_max
         with self._lock:
-            pending = [p for p in self._touched if p not in self._fresh and p not in self._erased]
+            pending = [p for p in self._unread if p not in self._fresh and p not in self._erased]
         for p in pending[: max(0, limit - len(self._fresh))]:
             self._vector(s, p)
         with self._lock:
@@ -277,6 +283,7 @@ class ServingState:
                 self._touched.add(p)
                 if row["event_type"] == "purchase":
                     self._fresh.pop(p, None)  # refolded on the next read
+                    self._unread.add(p)
                     old = s.feats.get(p) or {"frequency": 0, "monetary": 0.0}
                     r = self._recent.setdefault(p, {"frequency": int(old.get("frequency") or 0),
                                                     "monetary": float(old.get("monetary") or 0.0)})  # fmt: skip
@@ -297,6 +304,7 @@ class ServingState:
                         "history_rows": s.history.count(p)}  # fmt: skip
             self._erased.add(p)
             self._touched.discard(p)
+            self._unread.discard(p)
             self._fresh.pop(p, None)
             self._recent.pop(p, None)
         return {"member": p, "removed": removed}
@@ -305,6 +313,7 @@ class ServingState:
         new = load_snapshot(self._dataset, self._cfg, self._store.tombstoned(), self._layout)
         with self._lock:
             self._snap = new
+            self._unread |= set(self._fresh)
             self._fresh.clear()  # vectors of the old persona model: refolded lazily with the new one
         del new
         _freeze_heap(thaw=True)
