@@ -47,7 +47,6 @@ _SORT = {
     "exposures": ["member_id", "offer_id", "ts"],
     "events": ["member_id", "ts", "event_type", "item_id", "session_id", "amount", "quantity"],
 }
-_QTY_EVENTS = ("purchase", "return", "cart")
 
 
 def prepare(
@@ -148,15 +147,10 @@ def _events(
     ts_max_ok = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=cfg.max_future_days)
     for i, chunk in enumerate(tqdm(raw.events(), desc="events: clean", unit="chunk", leave=False)):
         counts["rows_in"] += len(chunk)
-        ts = chunk["ts"]
-        qty = pd.to_numeric(chunk["quantity"], errors="coerce")
-        amount = pd.to_numeric(chunk["amount"], errors="coerce")
         member = chunk["member_id"].astype("string").str.strip()
         q.flag(chunk, member.isna() | (member == ""), "missing_member_id")
-        q.flag(chunk, ts.isna(), "missing_ts")
-        q.flag(chunk, (ts < ts_min_ok) | (ts > ts_max_ok), "ts_out_of_range")
-        q.flag(chunk, chunk["event_type"].isin(_QTY_EVENTS) & (qty <= 0), "non_positive_quantity")
-        q.flag(chunk, (chunk["event_type"] == "purchase") & (amount <= 0), "non_positive_price")
+        q.flag(chunk, chunk["ts"].isna(), "missing_ts")
+        q.flag_event_values(chunk, ts_min_ok, ts_max_ok)
         chunk["member_id"] = pseudonymize(member.where(member != ""), key, ns)
         chunk["session_id"] = pseudonymize_fast(chunk["session_id"], key, ns + ":session")
         _mark_erased(chunk, erased)

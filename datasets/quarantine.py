@@ -11,6 +11,9 @@ import pandas as pd
 REASON = "_reason"  # working column that adapters and cleaning fill in
 SOURCE_ROW = "_source_row"  # 0-based data row of the raw file, kept for tracing
 SOURCE_FILE = "_source_file"
+QTY_EVENTS = ("purchase", "return", "cart")  # event types whose quantity must be positive
+# the field each event rule checks (the serving API names it in a rejection)
+EVENT_RULE_FIELDS = {"ts_out_of_range": "ts", "non_positive_quantity": "quantity", "non_positive_price": "amount"}
 
 
 def flag(frame: pd.DataFrame, mask: pd.Series | np.ndarray, reason: str) -> int:
@@ -20,6 +23,20 @@ def flag(frame: pd.DataFrame, mask: pd.Series | np.ndarray, reason: str) -> int:
     mask = np.asarray(mask, dtype=bool) & frame[REASON].isna().to_numpy()
     frame.loc[mask, REASON] = reason
     return int(mask.sum())
+
+
+def flag_event_values(frame: pd.DataFrame, ts_min: pd.Timestamp, ts_max: pd.Timestamp) -> None:
+    """The value rules events follow wherever they arrive (`tailor prepare`, the service's ingestion).
+
+    Times outside [ts_min, ts_max] are `ts_out_of_range`; a purchase, return or cart with quantity <= 0 is
+    `non_positive_quantity`; a purchase with amount <= 0 is `non_positive_price`. `ts` holds UTC timestamps.
+    """
+    ts, etype = frame["ts"], frame["event_type"]
+    qty = pd.to_numeric(frame["quantity"], errors="coerce")
+    amount = pd.to_numeric(frame["amount"], errors="coerce")
+    flag(frame, (ts < ts_min) | (ts > ts_max), "ts_out_of_range")
+    flag(frame, etype.isin(QTY_EVENTS) & (qty <= 0), "non_positive_quantity")
+    flag(frame, (etype == "purchase") & (amount <= 0), "non_positive_price")
 
 
 def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -26,6 +26,7 @@ class IndexConfig(_Strict):
 
 class EventsConfig(_Strict):
     future_tolerance_s: float = Field(ge=0)
+    late_window_days: float = Field(gt=0)
     max_abs_value: float = Field(gt=0)
     max_batch: int = Field(ge=1)
 

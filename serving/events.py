@@ -1,6 +1,7 @@
 """The serving event store: SQLite (WAL) under TAILOR_HOME/serving/events.db.
 
-Tables: `events` (ingested events, pseudonymous ids only, unique on member/ts/item/type),
+Tables: `events` (ingested events, pseudonymous ids only, unique on every field: two searches that differ only
+in their query are two events),
 `impressions` (offers issued to a member: frequency caps), `offer_spend` (the cost committed per
 offer, kept as a running total so a budget check reads one small table; erasing a member deletes
 their impressions but not the money already committed), `tombstones` (erased members).
@@ -28,8 +29,11 @@ NEEDS_ITEM = ("view", "click", "cart", "purchase", "return", "review")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (member_id TEXT NOT NULL, ts TEXT NOT NULL, event_type TEXT NOT NULL,
   item_id TEXT NOT NULL DEFAULT '', quantity REAL, amount REAL, channel TEXT, session_id TEXT, query TEXT,
-  discount REAL, received_at TEXT NOT NULL, UNIQUE (member_id, ts, item_id, event_type));
+  discount REAL, received_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_member ON events (member_id);
+CREATE UNIQUE INDEX IF NOT EXISTS events_identity ON events (member_id, ts, event_type, item_id,
+  IFNULL(quantity, ''), IFNULL(amount, ''), IFNULL(channel, ''), IFNULL(session_id, ''), IFNULL(query, ''),
+  IFNULL(discount, ''));
 CREATE TABLE IF NOT EXISTS impressions (member_id TEXT NOT NULL, offer_id TEXT NOT NULL, ts TEXT NOT NULL,
   cost REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS impressions_member ON impressions (member_id, offer_id);
@@ -98,6 +102,22 @@ def validate(row: object, now: pd.Timestamp, tolerance_s: float, max_abs: float)
     return out, None
 
 
+def _widen_identity(con: sqlite3.Connection) -> None:
+    """A store from when an event's identity was (member, ts, item, type): rebuild its table without that constraint
+    (`_SCHEMA` then adds the identity over every field)."""
+    row = con.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone()
+    if not row or "UNIQUE (member_id, ts, item_id, event_type)" not in row[0]:
+        return
+    cols = ", ".join((*FIELDS, "received_at"))
+    con.execute("BEGIN")
+    con.execute("ALTER TABLE events RENAME TO events_narrow")
+    con.execute("DROP INDEX IF EXISTS events_member")
+    con.execute(_SCHEMA.split(";")[0])
+    con.execute(f"INSERT OR IGNORE INTO events ({cols}) SELECT {cols} FROM events_narrow")
+    con.execute("DROP TABLE events_narrow")
+    con.execute("COMMIT")
+
+
 class EventStore:
     """Thread-safe access to the event store (one connection, serialized by a lock)."""
 
@@ -107,6 +127,7 @@ class EventStore:
         self.lock = threading.Lock()
         self.con = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.con.execute("PRAGMA journal_mode=WAL")
+        _widen_identity(self.con)
         self.con.executescript(_SCHEMA)
         # Impressions on a second connection that does not sync every commit (WAL, synchronous=NORMAL): a crash of
         # the process loses nothing; a power cut may lose the last issues (a frequency cap counts one short), which

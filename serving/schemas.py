@@ -1,7 +1,8 @@
 """Request and response models of the HTTP service: strict limits, so bad input is a 4xx naming the field.
 
 Inputs are never echoed back in validation errors (`hide_input_in_errors`): a rejected member id must not
-reach a response body or a log line.
+reach a response body or a log line. Numbers and booleans are strict (`k: true` or `k: "5"` is refused, not
+coerced), and the limits are configs/serving.yaml's (`limits.max_k`, `events.max_batch`).
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from datasets.schema import EVENT_TYPES
+from serving.config import ServingConfig
 
-MAX_K = 100
+_CFG = ServingConfig.load()
+MAX_K = _CFG.limits.max_k
+MAX_BATCH = _CFG.events.max_batch
 MAX_LIST = 1_000
 MAX_AMOUNT = 1e9
 
 MemberId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Text = Annotated[str, StringConstraints(max_length=256)]
-Finite = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 
@@ -58,18 +62,18 @@ class Context(Strict):
 
 class RankOffersRequest(MemberRequest):
     context: Context = Field(default_factory=Context)
-    k: int = Field(5, ge=1, le=MAX_K)
+    k: int = Field(5, strict=True, ge=1, le=MAX_K)
 
 
 class RecommendRequest(MemberRequest):
-    k: int = Field(10, ge=1, le=MAX_K)
-    exclude_bought: bool = True
+    k: int = Field(10, strict=True, ge=1, le=MAX_K)
+    exclude_bought: bool = Field(True, strict=True)
 
 
 class LookalikeRequest(Strict):
     seeds: list[MemberId] | None = Field(None, min_length=1, max_length=MAX_LIST)
     segment: ShortText | None = None
-    k: int = Field(50, ge=1, le=MAX_K)
+    k: int = Field(50, strict=True, ge=1, le=MAX_K)
 
 
 class Event(Strict):
@@ -90,7 +94,13 @@ class Event(Strict):
 
 
 class EventsRequest(Strict):
-    events: list[Event] = Field(min_length=1, max_length=MAX_LIST)
+    """The envelope only: each event is checked on its own (`Event`), so one bad event is one itemized rejection."""
+
+    events: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Events, each an `Event` object; an invalid one is listed in the answer's `rejected`",
+    )
 
 
 class ReportRequest(MemberRequest):
@@ -102,7 +112,7 @@ class EraseRequest(MemberRequest):
 
 
 class AuditRequest(Strict):
-    limit: int = Field(100, ge=1, le=MAX_LIST)
+    limit: int = Field(100, strict=True, ge=1, le=MAX_LIST)
     member_id: MemberId | None = None
 
 

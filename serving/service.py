@@ -136,15 +136,19 @@ class Tailor:
         return s.LookalikeResponse.model_validate(out)
 
     @bentoml.api(input_spec=s.EventsRequest, output_spec=s.EventsResponse)
-    def events(self, events: list[s.Event], ctx: bentoml.Context) -> s.EventsResponse | JSONResponse:
-        """Ingest canonical events; the member's next answers reflect them."""
+    def events(self, events: list[dict], ctx: bentoml.Context) -> s.EventsResponse | JSONResponse:
+        """Ingest canonical events; the member's next answers reflect them. Each event is checked on its own: the
+        valid ones are accepted and every other one is listed in `rejected` (index, field, reason)."""
         state = self.state
-        rows = [e.model_dump() for e in events]
+        rows, where, invalid = _parse_events(events)
         raw = [r["member_id"] for r in rows]
         try:
-            out = state.add_events(rows)
+            out = state.add_events(rows) if rows else {"accepted": 0, "rejected": []}
         except ValueError as exc:
             return _fail(ctx, 400, str(exc), raw)
+        for rej in out["rejected"]:
+            rej["index"] = where[rej["index"]]
+        out["rejected"] = sorted(invalid + out["rejected"], key=lambda r: r["index"])
         for rej in out.get("rejected", []):
             rej["reason"] = _redact(str(rej.get("reason", "")), raw)
         members = [state.pseudonym(m) for m in dict.fromkeys(raw)]
@@ -211,6 +215,22 @@ class Tailor:
     async def noop(self) -> s.Ok:
         """Does nothing: the framework's floor for load benchmarks."""
         return s.Ok(ok=True)
+
+
+def _parse_events(events: list[dict]) -> tuple[list[dict], list[int], list[dict]]:
+    """(valid rows, their indices in the batch, one rejection per invalid event) from the request's events."""
+    from pydantic import ValidationError
+
+    rows, where, invalid = [], [], []
+    for i, event in enumerate(events):
+        try:
+            rows.append(s.Event.model_validate(event).model_dump())
+            where.append(i)
+        except ValidationError as exc:
+            err = exc.errors(include_input=False, include_url=False)[0]
+            field = str(err["loc"][0]) if err["loc"] else "event"
+            invalid.append({"index": i, "field": field, "reason": err["msg"]})
+    return rows, where, invalid
 
 
 def _redact(message: str, raw: list[str]) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from datasets import quarantine as q
 from datasets.layout import Layout
 from datasets.pseudonym import pseudonymize_fast, pseudonymize_one
 from serving import index as ix
@@ -40,6 +41,7 @@ class ServingState:
         self._lock = threading.RLock()
         self._fresh: dict[str, np.ndarray] = {}  # member -> vector folded in from ingested events
         self._recent: dict[str, dict] = {}  # member -> feature overrides after ingested purchases
+        self._last_buy: dict[str, pd.Timestamp] = {}  # member -> time of the latest purchase, ingested ones included
         self._cold: dict[tuple, np.ndarray] = {}  # (persona version, region, age band) -> cold-start vector
         self._erased = store.tombstoned()
         self._touched = store.members()
@@ -273,6 +275,12 @@ class ServingState:
                 continue
             clean.append(ok)
             where.append(i)
+        broken = _event_rules(s, clean, now, e.late_window_days, e.future_tolerance_s)
+        for i, err in zip(where, broken, strict=True):
+            if err is not None:
+                rejected.append({"index": i, "field": err[0], "reason": err[1]})
+        clean = [row for row, err in zip(clean, broken, strict=True) if err is None]
+        where = [i for i, err in zip(where, broken, strict=True) if err is None]
         with self._lock:
             fresh = self._store.insert(clean)
             for i, row, new in zip(where, clean, fresh, strict=True):
@@ -289,7 +297,13 @@ class ServingState:
                                                     "monetary": float(old.get("monetary") or 0.0)})  # fmt: skip
                     stage = "active" if old.get("lifecycle") not in (None, "prospect") else "new"
                     spend = round(r["monetary"] + (row["amount"] or 0.0), 2)
-                    r.update(recency_days=0, frequency=r["frequency"] + 1, monetary=spend, lifecycle=stage)
+                    last = self._last_buy.get(p)
+                    if last is None and _plain(old.get("recency_days")) is not None:
+                        last = s.end - pd.Timedelta(days=float(old["recency_days"]))
+                    ts = pd.Timestamp(row["ts"])  # a late event counts at its own time, not at its arrival
+                    self._last_buy[p] = last = ts if last is None else max(last, ts)
+                    recency = max(0, (now - last) // pd.Timedelta(days=1))
+                    r.update(recency_days=recency, frequency=r["frequency"] + 1, monetary=spend, lifecycle=stage)
         rejected.sort(key=lambda r: r["index"])
         return {"accepted": len(events) - len(rejected), "rejected": rejected}
 
@@ -307,6 +321,7 @@ class ServingState:
             self._unread.discard(p)
             self._fresh.pop(p, None)
             self._recent.pop(p, None)
+            self._last_buy.pop(p, None)
         return {"member": p, "removed": removed}
 
     def reload(self) -> dict:
@@ -322,6 +337,29 @@ class ServingState:
     def versions(self) -> dict:
         s = self._snap
         return {**self._versions(s), "policy_version": s.catalogue.version, "dataset": s.ds.name}
+
+
+def _event_rules(
+    s: Snapshot, rows: list[dict], now: pd.Timestamp, late_days: float, tolerance_s: float
+) -> list[tuple[str, str] | None]:
+    """(field, reason) or None per clean event: `tailor prepare`'s value rules (datasets.quarantine), with the time
+    window [now - late_days, now + tolerance_s], and an item the served dataset knows."""
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows, columns=["ts", "event_type", "item_id", "quantity", "amount"])
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    q.flag_event_values(frame, now - pd.Timedelta(days=late_days), now + pd.Timedelta(seconds=tolerance_s))
+    item = frame["item_id"].astype(str)
+    q.flag(frame, (item != "") & ~item.map(s.category_of.__contains__).astype(bool), "unknown_item")
+    why = {
+        "ts_out_of_range": f"older than {late_days:g} days (events.late_window_days) or in the future",
+        "non_positive_quantity": "quantity must be positive",
+        "non_positive_price": "a purchase's amount must be positive",
+        "unknown_item": "not an item of the served catalogue",
+    }
+    fields = {**q.EVENT_RULE_FIELDS, "unknown_item": "item_id"}
+    reasons = frame[q.REASON] if q.REASON in frame.columns else pd.Series(pd.NA, index=frame.index)
+    return [None if pd.isna(r) else (fields[r], f"{r}: {why[r]}") for r in reasons]
 
 
 def _recent_distinct(items: np.ndarray, known: dict, n: int) -> list[str]:

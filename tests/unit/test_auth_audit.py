@@ -97,11 +97,14 @@ def test_main_audit_prints_the_newest_rows(tailor_home: Path, capsys) -> None:
 
 
 def test_schemas_refuse_bad_input_without_echoing_it() -> None:
-    from serving.schemas import EventsRequest, LookalikeRequest, RankOffersRequest, RecommendRequest
+    from serving.schemas import Event, EventsRequest, LookalikeRequest, RankOffersRequest, RecommendRequest
 
     cases = [
         (RecommendRequest, {"member_id": "RAW-1", "k": 10**9}, ("k",)),
         (RecommendRequest, {"member_id": "RAW-1", "k": "many"}, ("k",)),
+        (RecommendRequest, {"member_id": "RAW-1", "k": "5"}, ("k",)),  # strict: no coercion (issue 14, finding 13)
+        (RecommendRequest, {"member_id": "RAW-1", "k": True}, ("k",)),
+        (RecommendRequest, {"member_id": "RAW-1", "exclude_bought": "yes"}, ("exclude_bought",)),
         (RecommendRequest, {"member_id": "RAW-1" * 100}, ("member_id",)),
         (RecommendRequest, {"member_id": "RAW-1", "extra": 1}, ("extra",)),
         (RankOffersRequest, {"member_id": "RAW-1", "context": {"time": "1800-01-01T00:00:00Z"}}, ("context", "time")),
@@ -110,14 +113,14 @@ def test_schemas_refuse_bad_input_without_echoing_it() -> None:
     ]
     event = {"member_id": "RAW-1", "ts": "2024-05-01T10:00:00Z", "event_type": "purchase", "amount": 5.0}
     for field, value in (("amount", float("nan")), ("quantity", 1e300), ("event_type", "steal")):
-        cases.append((EventsRequest, {"events": [{**event, field: value}]}, ("events", 0, field)))
+        cases.append((Event, {**event, field: value}, (field,)))  # the service rejects that one event only
     for model, body, loc in cases:
         with pytest.raises(ValidationError) as e:
             model.model_validate_json(json.dumps(body))
         assert e.value.errors()[0]["loc"] == loc, (body, e.value.errors())
         assert "RAW-1" not in str(e.value)
-    ok = EventsRequest.model_validate({"events": [{**event, "ts": "2024-05-01T10:00:00"}]})
-    assert ok.events[0].ts.tzinfo is not None
+    ok = Event.model_validate({**event, "ts": "2024-05-01T10:00:00"})
+    assert ok.ts.tzinfo is not None
 
 
 def test_guard_checks_media_size_and_scope_before_the_app(tailor_home: Path) -> None:
