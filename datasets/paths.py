@@ -1,22 +1,9 @@
-"""Where runtime state lives (TAILOR_HOME, default ./var) and where the configs are found."""
+"""Where the code and its configs are found (runtime state under TAILOR_HOME is `datasets.layout.Layout`)."""
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
-
-
-def tailor_home() -> Path:
-    """The runtime folder; created on first use."""
-    home = Path(os.environ.get("TAILOR_HOME", "var")).resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    return home
-
-
-def data_dir(dataset: str) -> Path:
-    """Folder of one prepared dataset: TAILOR_HOME/data/<dataset>."""
-    return tailor_home() / "data" / dataset
 
 
 def repo_root() -> Path:
