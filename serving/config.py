@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Strict(BaseModel):
@@ -39,6 +39,20 @@ class LimitsConfig(_Strict):
     max_k: int = Field(ge=1)
 
 
+class OfferLoopConfig(_Strict):
+    time_tolerance_s: float = Field(ge=0)
+    unknown_members_commit: bool
+
+
+class RateLimit(_Strict):
+    rate: float = Field(gt=0)  # tokens per second
+    burst: float = Field(ge=1)  # bucket size
+
+
+class KeysConfig(_Strict):
+    rotation_overlap_s: float = Field(ge=0)
+
+
 class ServingConfig(_Strict):
     dataset: str = Field(min_length=1)
     offers: str = Field(min_length=1)
@@ -46,7 +60,19 @@ class ServingConfig(_Strict):
     events: EventsConfig
     lookalike: LookalikeConfig
     limits: LimitsConfig
+    offer_loop: OfferLoopConfig
+    rate_limits: dict[str, RateLimit]
+    keys: KeysConfig
     popular_days: int = Field(ge=1)
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _scopes(cls, v: dict[str, RateLimit]) -> dict[str, RateLimit]:
+        from serving.auth import SCOPES
+
+        if set(v) != set(SCOPES):
+            raise ValueError(f"rate_limits: one limit per scope, exactly {', '.join(SCOPES)}")
+        return v
 
     @classmethod
     def load(cls, name: str = "serving", overrides: Iterable[str] = ()) -> ServingConfig:

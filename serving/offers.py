@@ -5,9 +5,11 @@ EIV = u x value - cost (basis "uplift"). Otherwise EIV = p x value - cost with p
 purchase propensity scaled by their affinity to the offer relative to the other offers
 (p x exp(a - mean a), capped at 1): basis "propensity" when p comes from the propensity model,
 "prior" when no score is known. Rules, in order: tier/segment eligibility, channel, validity at
-the request time, remaining budget, per-member frequency cap; then the best by EIV, with no two
-offers on the same category among the top `diversity_top`. The policy version is a hash of the
-catalogue file, so every answer says which catalogue produced it.
+the request time, remaining budget, per-member frequency cap; with `drop_negative` (what the
+service and batch scoring issue) an offer of negative EIV, which costs more than it is expected to
+bring, is left out: only an exploration arm issues one; then the best by EIV, with no two offers
+on the same category among the top `diversity_top`. The policy version is a hash of the catalogue
+file, so every answer says which catalogue produced it.
 """
 
 from __future__ import annotations
@@ -173,8 +175,12 @@ def rank_offers(
     at: datetime,
     k: int = 5,
     channel: str | None = None,
+    drop_negative: bool = False,
 ) -> list[dict]:
-    """The top k offers for a member (see the module docstring for the score and the rules)."""
+    """The top k offers for a member (see the module docstring for the score and the rules).
+
+    `drop_negative`: leave out offers of negative expected value; the issuing callers pass `not exploring`
+    (`ServingState._exploring`: an exploration arm may issue them, nobody else does)."""
     times = issued(shown)
     spent, uplift = spent or {}, uplift or {}
     ok = [o for o in cat.offers if eligible(cat, o, m, at, channel, spent, times) is None]
@@ -189,7 +195,8 @@ def rank_offers(
             base = p_buy if p_buy is not None else cat.prior_response
             p = min(1.0, base * math.exp(max(-5.0, min(5.0, affinity.get(o.offer_id, 0.0) - mean_a))))
             eiv = p * o.value - o.cost
-        scored.append((eiv, o, basis, p))
+        if eiv >= 0 or not drop_negative:
+            scored.append((eiv, o, basis, p))
     scored.sort(key=lambda s: (-s[0], s[1].offer_id))
     picked, rest, used = [], [], set()
     for s in scored:  # diversity: no shared category among the first `diversity_top`

@@ -43,6 +43,7 @@ def rank_offers_batch(
     at: datetime,
     k: int = 5,
     channel: str | None = None,
+    drop_negative: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k offers of n members at once: (offer positions [n, k] with -1 padding, EIV [n, k], basis [n, k]).
 
@@ -79,6 +80,8 @@ def rank_offers_batch(
         use = keyed[None, :] & np.isfinite(uplift)
         eiv = np.where(use, np.nan_to_num(uplift) * value - cost, eiv)
         basis = np.where(use, 0, basis)
+    if drop_negative:  # an offer of negative expected value is issued only by an exploration arm
+        elig &= ~(eiv < 0)
     # sort by (-eiv, offer_id): offers in id order, then a stable sort on -eiv; ineligible last
     by_id = np.argsort([o.offer_id for o in cat.offers], kind="stable")
     key = np.where(elig, -eiv, np.inf)[:, by_id]

@@ -63,6 +63,7 @@ class Context(Strict):
 class RankOffersRequest(MemberRequest):
     context: Context = Field(default_factory=Context)
     k: int = Field(5, strict=True, ge=1, le=MAX_K)
+    record: bool = Field(True, strict=True)  # false: a dry run (nothing issued, any context.time)
 
 
 class RecommendRequest(MemberRequest):

@@ -108,15 +108,19 @@ class Tailor:
 
     @bentoml.api(input_spec=s.RankOffersRequest, output_spec=s.RankOffersResponse)
     def rank_offers(
-        self, member_id: str, context: s.Context, k: int, ctx: bentoml.Context
+        self, member_id: str, context: s.Context, k: int, record: bool, ctx: bentoml.Context
     ) -> s.RankOffersResponse | JSONResponse:
-        """Eligible offers ranked by expected incremental value, with reason codes."""
+        """Eligible offers ranked by expected incremental value, with reason codes (issued at the server's clock;
+        `record: false` ranks without issuing, at `context.time` if given)."""
         state = self.state
         try:
-            out = state.rank_offers(member_id, k=k, channel=context.channel, at=context.time)
+            out = state.rank_offers(member_id, k=k, channel=context.channel, at=context.time, record=record)
         except ValueError as exc:
             return _fail(ctx, 400, str(exc), [member_id])
-        self.log.record(_who(ctx), "rank_offers", out["member"], k=k, channel=context.channel)
+        issued = out.pop("issued")
+        committed = round(sum(i["cost"] for i in issued), 6)
+        detail = {"k": k, "channel": context.channel, "record": record, "issued": issued, "committed": committed}
+        self.log.record(_who(ctx), "rank_offers", out["member"], **detail)
         return s.RankOffersResponse.model_validate(out)
 
     @bentoml.api(input_spec=s.LookalikeRequest, output_spec=s.LookalikeResponse)

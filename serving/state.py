@@ -225,13 +225,28 @@ class ServingState:
     def rank_offers(
         self, member_id: str, k: int = 5, channel: str | None = None, at: datetime | None = None, record: bool = True
     ) -> dict:
-        """Ranked offers; `record=False` ranks without issuing (no impression, no budget spent: reports, what-ifs)."""
+        """Ranked offers; `record=False` ranks without issuing (no impression, no budget spent: reports, what-ifs).
+
+        A recorded rank issues at the server's clock: a caller's `at` is accepted only within
+        `offer_loop.time_tolerance_s` of it (else caps could be stepped past, or a member locked out by issues in the
+        future); a dry run may rank at any time. Unknown (cold-start) members are issued only offers that commit no
+        budget unless `offer_loop.unknown_members_commit`. The answer's `issued` lists what was issued and its cost.
+        """
         s, p, k = self._snap, self.pseudonym(member_id), self._k(k)
         if channel is not None and not isinstance(channel, str):
             raise ValueError("channel: must be a string")
         if at is not None and not isinstance(at, datetime):
-            raise ValueError("at: must be a datetime")
-        at = at or datetime.now(UTC)
+            raise ValueError("context.time: must be a datetime")
+        now, loop = datetime.now(UTC), self._cfg.offer_loop
+        if record and at is not None:
+            at = at if at.tzinfo else at.replace(tzinfo=UTC)
+            if abs((at - now).total_seconds()) > loop.time_tolerance_s:
+                raise ValueError(
+                    f"context.time: more than {loop.time_tolerance_s:g} s from the server's clock; a recorded rank "
+                    "runs at the present time (send record=false for a what-if)"
+                )
+            at = now
+        at = at or now
         vec, cold = self._vector(s, p)
         f = {} if p in self._erased else (s.feats.get(p) or {})
         hist = self._items(s, p)
@@ -243,14 +258,39 @@ class ServingState:
         uplift = up.get(p) if up is not None and not cold else None
         with self._lock:  # issuing commits budget and counts towards caps: one at a time
             shown = self._store.issued_since(p, pd.Timestamp(at) - pd.Timedelta(days=366))
-            offers = rank(s.catalogue, view, affinity=affinity, uplift=uplift, spent=self._store.spent(), shown=shown,
-                          p_buy=None if cold else score_of(s.scores["propensity"], p, "p_buy"), at=at, k=k,
-                          channel=channel)  # fmt: skip
+            p_buy = None if cold else score_of(s.scores["propensity"], p, "p_buy")
+            offers = rank(
+                s.catalogue,
+                view,
+                affinity=affinity,
+                uplift=uplift,
+                spent=self._store.spent(),
+                shown=shown,
+                p_buy=p_buy,
+                at=at,
+                k=len(s.catalogue.offers),
+                channel=channel,
+                drop_negative=not self._exploring(p),
+            )
+            if cold and not loop.unknown_members_commit:  # fabricated ids must not drain budgets
+                offers = [o for o in offers if o["cost"] == 0]
+            offers = offers[:k]
             issued = [(o["offer_id"], o.pop("cost")) for o in offers]
             if record:
                 self._store.record_impressions(p, issued, at)
-        return {"member": p, "cold_start": cold, "offers": offers, "policy": s.catalogue.policy,
-                "policy_version": s.catalogue.version}  # fmt: skip
+        return {
+            "member": p,
+            "cold_start": cold,
+            "offers": offers,
+            "policy": s.catalogue.policy,
+            "policy_version": s.catalogue.version,
+            "issued": [{"offer_id": o, "cost": c} for o, c in issued] if record else [],
+        }
+
+    def _exploring(self, p: str) -> bool:
+        """Hook of the offer loop's exploration arm: True when the member's arm explores, which lets offers of
+        negative expected value be issued. No experiment arms exist yet: nobody explores."""
+        return False
 
     # ---- writes
     def add_events(self, events: list[dict]) -> dict:

@@ -136,6 +136,7 @@ def score_members(
             affinity=ix.member_query(vec) @ offer_mat.T, p_buy=np.where(cold, np.nan, p_buy),
             uplift=None if uplift is None else np.where(cold[:, None], np.nan, uplift), spent=spent,
             shown=shown_counts(catalogue, imp, ids, at), at=at, k=k,
+            drop_negative=True,  # as the service issues them (batch scoring explores nothing)
         )  # fmt: skip
         writer.write(_table(ids, cold, vec, f, scores, off, eiv, basis, catalogue))
         n_out += len(ids)

@@ -55,6 +55,7 @@ offers:
   - {offer_id: cat0_a, kind: member_price, scope: {categories: [cat0]}, value: 30, cost: 1, budget: 1000}
   - {offer_id: cat0_b, kind: coupon, scope: {categories: [cat0]}, value: 29, cost: 1, budget: 1000}
   - {offer_id: ship, kind: free_shipping, value: 5, cost: 0.5, budget: 1000}
+  - {offer_id: points, kind: points_multiplier, value: 100, cost: 0.5, budget: 1000}
   - {offer_id: tiny_budget, kind: coupon, value: 40, cost: 3, budget: 5}
   - {offer_id: expired, kind: member_day, value: 60, cost: 1, valid_to: "2020-01-01T00:00:00Z"}
 """
@@ -333,3 +334,57 @@ def test_rows_keep_integers_and_missing_values() -> None:
     assert r.value("m3", "n") == 400 and isinstance(r.value("m3", "n"), int)
     assert r.value("m1", "cats") is r.value("m3", "cats")  # one shared tuple per distinct list
     assert r.get("nobody") is None and r.value("nobody", "n") is None
+
+
+def test_request_time_is_bounded_so_caps_hold_and_nobody_is_locked_out(state) -> None:
+    """Issue 14, finding 7: stepping `context.time` 8 days per call bypassed the caps (40 of 40 answers carried
+    offers) and 3 calls at 2100-06-01 locked a member out at the present time. A recorded rank runs at the server's
+    clock; a caller's time further than `offer_loop.time_tolerance_s` from it is refused, naming the field."""
+    from datetime import timedelta
+
+    s, _, _ = state
+    m, now = "M30", datetime.now(UTC)  # gold (30 % 3 == 0): gold_only is eligible, cap 2 per 7 days
+    for step in range(1, 4):
+        with pytest.raises(ValueError, match=r"^context\.time: "):
+            s.rank_offers(m, k=5, at=now + timedelta(days=8 * step))
+    for _ in range(3):
+        with pytest.raises(ValueError, match=r"^context\.time: .*record=false"):
+            s.rank_offers(m, k=5, at=datetime(2100, 6, 1, tzinfo=UTC))
+    near = now + timedelta(seconds=s._cfg.offer_loop.time_tolerance_s / 2)
+    got = [[o["offer_id"] for o in s.rank_offers(m, k=5, at=near)["offers"]] for _ in range(4)]
+    assert [("gold_only" in ids) for ids in got] == [True, True, False, False]  # the cap holds
+    spent = s._store.spent()
+    what_if = s.rank_offers(m, k=5, at=now + timedelta(days=30), record=False)  # a dry run may look ahead
+    assert "gold_only" in [o["offer_id"] for o in what_if["offers"]] and s._store.spent() == spent
+    assert "gold_only" in [o["offer_id"] for o in s.rank_offers("M33", k=5)["offers"]]  # not locked out
+
+
+def test_unknown_members_commit_no_budget_and_negative_value_offers_are_not_issued(state) -> None:
+    """Issue 14, finding 8: 500 fabricated member ids committed 3,250, all on offers of negative expected value."""
+    from serving.offers import MemberView
+    from serving.offers import rank_offers as rank
+
+    s, _, _ = state
+    spent = s._store.spent()
+    answers = [s.rank_offers(f"fabricated-{i}", k=6) for i in range(50)]
+    assert all(a["cold_start"] for a in answers)
+    assert s._store.spent() == spent  # `offer_loop.unknown_members_commit: false`
+    assert all(o["expected_incremental_value"] >= 0 for a in answers for o in a["offers"])
+    known = [s.rank_offers(f"M{m}", k=6, record=False)["offers"] for m in range(40, 60)]
+    assert known[0] and all(o["expected_incremental_value"] >= 0 for offers in known for o in offers)
+    # only an exploration arm issues an offer of negative expected value (`ServingState._exploring`; none exists yet)
+    cat, view, at = s._snap.catalogue, MemberView("m", "gold", None), datetime.now(UTC)
+    plain = rank(cat, view, affinity={}, p_buy=None, at=at, k=6, drop_negative=True)
+    explored = rank(cat, view, affinity={}, p_buy=None, at=at, k=6, drop_negative=False)
+    assert "ship" not in [o["offer_id"] for o in plain]  # 0.05 x 5 - 0.5 < 0
+    assert "ship" in [o["offer_id"] for o in explored]
+
+
+def test_a_recorded_rank_says_what_it_issued_and_what_it_cost(state) -> None:
+    """Issue 14, finding 9: the service's audit row of rank_offers holds what was issued and what it cost."""
+    s, _, _ = state
+    out = s.rank_offers("M36", k=3)
+    cost = {o.offer_id: o.cost for o in s._snap.catalogue.offers}
+    assert out["issued"] == [{"offer_id": o["offer_id"], "cost": cost[o["offer_id"]]} for o in out["offers"]]
+    assert out["issued"]
+    assert s.rank_offers("M36", k=3, record=False)["issued"] == []
