@@ -37,6 +37,18 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _duration_s(text: str) -> float:
+    """A duration for --expires-in / --overlap: a number and a unit, s, m, h or d (e.g. 30d, 12h)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        n = float(text[:-1]) * units[text[-1:].lower()]
+    except (KeyError, ValueError):
+        n = -1.0
+    if n <= 0 or n != n:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (a positive number and s, m, h or d: 30d)")
+    return n
+
+
 def _prepare(a: argparse.Namespace) -> int:
     from datasets.config import load
     from datasets.prepare import prepare
@@ -113,16 +125,35 @@ def _serve(a: argparse.Namespace) -> int:
 
 
 def _keys(a: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
     from serving.auth import create_key, revoke_key, store
 
+    now = datetime.now(UTC)
     if a.action == "create":
-        print(create_key(a.name, [s.strip() for s in a.scopes.split(",") if s.strip()], a.member))
+        expires = now + timedelta(seconds=a.expires_in) if a.expires_in else a.expires
+        print(create_key(a.name, [s.strip() for s in a.scopes.split(",") if s.strip()], a.member, expires))
         print("store this key now: it is not shown again", file=sys.stderr)
+    elif a.action == "rotate":
+        from serving.config import ServingConfig
+
+        overlap = a.overlap if a.overlap is not None else ServingConfig.load().keys.rotation_overlap_s
+        print(store().rotate(a.name, overlap))
+        print(f"store this key now: it is not shown again; the old key works for {overlap:g} s more", file=sys.stderr)
     elif a.action == "list":
         for k in store().list():
-            state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "live"
+            ends = datetime.fromisoformat(k["expires_at"]) if k["expires_at"] else None
+            if k["revoked_at"]:
+                state = f"revoked {k['revoked_at']}"
+            elif ends is not None and ends <= now:
+                state = f"expired {k['expires_at']}" + (" (rotated)" if k["rotated_to"] else "")
+            elif k["rotated_to"]:
+                state = f"rotated, valid until {k['expires_at']}"
+            else:
+                state = "live" + (f", expires {k['expires_at']}" if ends else "")
             bound = " member-bound" if k["member_bound"] else ""
-            print(f"{k['name']:<24} {k['scopes']:<28} created {k['created_at']}  {state}{bound}")
+            used = f"last used {k['last_used_at']}" if k["last_used_at"] else "never used"
+            print(f"{k['name']:<24} {k['scopes']:<28} created {k['created_at']}  {used}  {state}{bound}")
     elif not revoke_key(a.name):
         raise ValueError(f"no live key named '{a.name}'")
     return 0
@@ -264,13 +295,21 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     sp.add_argument("--max-body", type=_positive_int, help="request body limit in bytes (default 1,000,000)")
 
-    sp = cmd("keys", _keys, "API keys of the serving endpoints: create, list, revoke")
+    sp = cmd("keys", _keys, "API keys of the serving endpoints: create, rotate, list, revoke")
     keys = sp.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
     c = keys.add_parser("create", help="create a key (printed once)")
     c.add_argument("name")
     c.add_argument("--scopes", required=True, help="comma-separated among read, events, report, admin")
     c.add_argument("--member", help="bind the key to one member id: it reads only that member's report")
-    keys.add_parser("list", help="keys, scopes and dates (no secrets)")
+    ends = c.add_mutually_exclusive_group()
+    ends.add_argument("--expires-in", type=_duration_s, help="refuse the key after this long (e.g. 30d, 12h)")
+    ends.add_argument("--expires", type=_utc_time, help="refuse the key from this ISO time on (UTC if no zone)")
+    r = keys.add_parser("rotate", help="a new key for NAME (printed once); the old one works for an overlap")
+    r.add_argument("name")
+    r.add_argument(
+        "--overlap", type=_duration_s, help="how long the old key stays valid (default: configs/serving.yaml)"
+    )
+    keys.add_parser("list", help="keys, scopes, dates, expiry and last use (no secrets)")
     keys.add_parser("revoke", help="revoke a key by name").add_argument("name")
 
     sp = cmd("audit", _audit, "the append-only audit log of the service, newest first")
