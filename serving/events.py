@@ -190,6 +190,19 @@ class EventStore:
         with self.lock:
             return dict(self.con.execute("SELECT offer_id, spent FROM offer_spend").fetchall())
 
+    def ledger(self) -> pd.DataFrame:
+        """The live budget ledger per offer: `issued` (impressions held; an erased member's are gone) and
+        `committed` (cost committed, kept through erasure), indexed by offer_id."""
+        with self.lock:
+            issued = dict(self.fast.execute("SELECT offer_id, COUNT(*) FROM impressions GROUP BY offer_id").fetchall())
+            spent = dict(self.con.execute("SELECT offer_id, spent FROM offer_spend").fetchall())
+        ids = sorted(set(issued) | set(spent))
+        frame = pd.DataFrame(
+            {"issued": [int(issued.get(o, 0)) for o in ids], "committed": [float(spent.get(o, 0.0)) for o in ids]},
+            index=ids,
+        )
+        return frame.rename_axis("offer_id")
+
     def erase(self, member: str) -> dict[str, int]:
         """Delete the member's events and impressions and record the tombstone."""
         with self.lock:

@@ -89,6 +89,30 @@ def _state_offers(state: object, member_ids: list[str], k: int = 3) -> pd.DataFr
     return pd.DataFrame(rows, columns=["member_id", "value"])
 
 
+def budget_section(loc: Locale, home: Layout | None = None) -> tuple[dict | None, str | None]:
+    """(table, chart) of "Offer budget used" from the service's live ledger (the state store of TAILOR_HOME) against
+    the served catalogue's budgets, not the dataset's historical exposures."""
+    from serving.config import ServingConfig
+    from serving.events import EventStore
+    from serving.offers import load_catalogue
+
+    layout = home or Layout.from_env()
+    cat = load_catalogue(ServingConfig.load().offers)
+    offers = pd.DataFrame(
+        [{"offer_id": o.offer_id, "kind": str(o.kind), "cost": o.cost, "budget": o.budget} for o in cat.offers],
+        columns=["offer_id", "kind", "cost", "budget"],
+    )
+    store = EventStore(layout.home)
+    try:
+        budget = of.live_budget(offers, store.ledger())
+    finally:
+        store.close()
+    if not len(budget):
+        return None, None
+    chart = safe_svg(svg.hbars(list(budget.index), budget["used"].tolist(), "Budget used per offer", fmt=loc.money))
+    return _table(budget, money={"cost", "budget", "used"}, pct={"share"}, loc=loc), chart
+
+
 def build_overview(ds: Dataset, cutoffs: tuple | None = None, state: object | None = None) -> str:
     """The overview page of a prepared dataset between two cutoffs (default: 90 days before its end, and its end)."""
     end = dataset_end(ds)
@@ -127,12 +151,7 @@ def build_overview(ds: Dataset, cutoffs: tuple | None = None, state: object | No
             "No churn scores yet: run `tailor score churn --dataset " + ds.name + "`.",
         )
     offers, exposures = ds.table("offers"), ds.table("exposures")
-    budget = of.budget_used(offers, exposures)
-    ctx["budget"] = _table(budget, money={"cost", "budget", "used"}, pct={"share"}, loc=loc) if len(budget) else None
-    if len(budget):
-        ctx["charts"]["budget"] = safe_svg(
-            svg.hbars(list(budget.index), budget["used"].tolist(), "Budget used per offer", fmt=loc.money)
-        )
+    ctx["budget"], ctx["charts"]["budget"] = budget_section(loc)
     models = list(state.versions().items()) if state is not None and hasattr(state, "versions") else None
     reg, churn = registry_models()
     churn_cut = churn.get("cutoff")

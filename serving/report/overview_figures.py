@@ -87,6 +87,18 @@ def budget_used(offers: pd.DataFrame, exposures: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def live_budget(offers: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
+    """Per offer of the served catalogue (offer_id, kind, cost, budget), from the service's live ledger (`issued`,
+    `committed` per offer_id): issued, used = cost committed, share = used / budget. Offers the catalogue no longer
+    holds but the ledger does (money already committed) are kept."""
+    out = offers.set_index("offer_id")[["kind", "cost", "budget"]].copy()
+    out = out.reindex(out.index.union(ledger.index, sort=False))
+    out["issued"] = ledger["issued"].reindex(out.index).fillna(0).astype(int)
+    out["used"] = ledger["committed"].reindex(out.index).fillna(0.0).astype(float).round(2)
+    out["share"] = (out["used"] / out["budget"].where(out["budget"] > 0)).round(4)
+    return out
+
+
 def psi(reference: pd.Series, current: pd.Series, bins: int = 10, categorical: bool = False) -> float:
     """Population stability index of `current` against `reference` (missing values are a bin of their own)."""
     eps = 1e-4

@@ -52,3 +52,25 @@ def test_fairness_flags_only_a_significant_coverage_gap() -> None:
     assert f.loc["north", "value"] == 1.5 and bool(f.loc["south", "skewed"]) and not f.loc["north", "skewed"]
     few = pd.DataFrame({"member_id": ["m0"], "value": 1.0})  # one offer in all: not a skew
     assert not of.fairness(members, few, "region")["skewed"].any()
+
+
+def test_offer_budget_used_reads_the_live_ledger(tailor_home) -> None:
+    """Issue 14, finding 9: "Offer budget used" read the dataset's historical exposures, so 3,250 committed by the
+    service to fabricated members did not show. It reads the service's ledger (the state store) now."""
+    from datetime import UTC, datetime
+
+    from serving.events import EventStore
+    from serving.report.locale import Locale
+    from serving.report.overview import budget_section
+
+    assert of.live_budget(pd.DataFrame(columns=["offer_id", "kind", "cost", "budget"]), EventStore().ledger()).empty
+    store = EventStore()
+    for i in range(500):
+        store.record_impressions(f"m_{i}", [("welcome10", 4.0), ("retired_offer", 2.5)], datetime.now(UTC))
+    store.erase("m_0")  # its impressions go, the money committed stays
+    store.close()
+    table, chart = budget_section(Locale())
+    rows = {r[0]: dict(zip(table["head"][1:], r[1:], strict=True)) for r in table["rows"]}
+    assert rows["welcome10"]["issued"] == "499" and rows["welcome10"]["used"] == Locale().money(2000.0)
+    assert rows["retired_offer"]["used"] == Locale().money(1250.0)  # no longer in the catalogue: still shown
+    assert rows["member_price_home"]["issued"] == "0" and chart and "welcome10" in chart
