@@ -123,7 +123,10 @@ def test_reads_have_the_contract_shapes_and_unknown_members_get_cold_start(svc) 
     assert rec["member"] == p["member"] and len(rec["items"]) == 7
     assert all(isinstance(i["score"], float) and i["item_id"] for i in rec["items"])
     offers = c.post("/rank_offers", {"member_id": member, "k": 3, "context": {"channel": "app"}}).json()
-    assert 1 <= len(offers["offers"]) <= 3 and offers["policy_version"]
+    # no propensity or uplift model here: every offer's value rests on the prior (0.05) and is negative, and an offer
+    # of negative expected value is not issued (issue 14, finding 8)
+    assert len(offers["offers"]) <= 3 and offers["policy_version"]
+    assert all(o["expected_incremental_value"] >= 0 for o in offers["offers"])
     assert all({"offer_id", "kind", "score", "reasons"} <= set(o) for o in offers["offers"])
     look = c.post("/lookalike", {"seeds": svc["raw_ids"][2:5], "k": 5}).json()
     assert len(look["members"]) == 5 and all(m["member"].startswith("m_") for m in look["members"])
@@ -258,3 +261,22 @@ def test_no_raw_member_id_in_any_response_or_log_and_the_audit_has_it_all(svc) -
         leaked = sorted(m for m in used if m in text)
         assert not leaked, f"raw member ids in {where}: {leaked[:5]}"
     assert svc["proc"].poll() is None
+
+
+def test_rank_offers_time_is_bounded_and_the_audit_says_what_was_issued(svc) -> None:
+    """Issue 14, findings 7 and 9 over HTTP: a far-future `context.time` is a 400 naming the field unless the call is
+    a dry run (`record: false`); the audit row of a recorded rank holds the offers issued and the cost committed."""
+    c, member = svc["client"], svc["raw_ids"][8]
+    far = {"member_id": member, "context": {"time": "2100-06-01T00:00:00Z"}}
+    r = c.post("/rank_offers", far)
+    assert r.status_code == 400 and r.json()["field"] == "context.time", r.text
+    assert c.post("/rank_offers", {**far, "record": False}).status_code == 200
+    r = c.post("/rank_offers", {"member_id": member, "k": 3})
+    assert r.status_code == 200
+    rows = c.post("/audit", {"limit": 10}, key="admin").json()["rows"]
+    row = next(x for x in rows if x["action"] == "rank_offers" and x["detail"]["record"])
+    issued = row["detail"]["issued"]
+    assert [i["offer_id"] for i in issued] == [o["offer_id"] for o in r.json()["offers"]]
+    assert row["detail"]["committed"] == round(sum(i["cost"] for i in issued), 6)
+    dry = next(x for x in rows if x["action"] == "rank_offers" and not x["detail"]["record"])
+    assert dry["detail"]["issued"] == [] and dry["detail"]["committed"] == 0
