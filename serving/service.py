@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from datasets.layout import Layout
 from serving import schemas as s
 from serving.audit import log as audit_log
+from serving.contract import Contract
 from serving.http_guard import BODY_TIMEOUT_S, MAX_BODY, PRINCIPAL, Guard
 from serving.logsafe import escape
 from serving.logsafe import install as escape_logs
@@ -246,6 +247,7 @@ def _redact(message: str, raw: list[str]) -> str:
 escape_logs()  # client-controlled text (paths, field names) never starts a log line of its own
 patch_timeout_middleware()
 patch_metrics_labels(ROUTES)  # a client's made-up path is not a metrics label
+Tailor.add_asgi_middleware(Contract, routes=ROUTES, max_body=int(os.environ.get("TAILOR_MAX_BODY", MAX_BODY)))
 Tailor.add_asgi_middleware(
     Guard,
     routes=ROUTES,
