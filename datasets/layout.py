@@ -14,7 +14,8 @@ TAILOR_HOME/
   optuna.db  sweeps/<study>/   Optuna storage, best configs
   scores/<family>/<dataset>.parquet   batch scores (churn, propensity, uplift, members)
   serving/indices/             FAISS indices
-  serving/{events,keys,audit}.db      live state: events, ledger, caps, tombstones; API keys; audit log
+  serving/{events,keys,audit,ratelimit}.db  live state: events, ledger, caps, tombstones; API keys; audit log;
+                               rate-limit buckets
   bentoml/  reports/           BentoML home; HTML reports
 ```
 """
@@ -105,6 +106,11 @@ class Layout:
     @property
     def keys_db(self) -> Path:
         return self.home / "serving" / "keys.db"
+
+    @property
+    def rate_db(self) -> Path:
+        """Live state: the token buckets of the rate limits per API key (serving.ratelimit)."""
+        return self.home / "serving" / "ratelimit.db"
 
     @property
     def audit_db(self) -> Path:

@@ -1,7 +1,9 @@
 """Rate limits per API key: a token bucket per (key, scope) in the serving state store.
 
-The buckets live in SQLite beside the events and the budget ledger (TAILOR_HOME/serving/events.db, table
-`rate_buckets`), so every worker of one machine shares them (PostgreSQL, later, across replicas). A take is one
+The buckets live in the state store beside the events and the budget ledger, in a SQLite file of their own
+(TAILOR_HOME/serving/ratelimit.db, table `rate_buckets`: the guard takes a token on the event loop, and must not wait
+behind an ingestion batch's write transaction on events.db), so every worker of one machine shares them
+(PostgreSQL, later, across replicas). A take is one
 `BEGIN IMMEDIATE` transaction: read the bucket, refill it by the time passed (`rate` tokens a second, at most
 `burst`), take a token or say how long until one is there. Refusals are counted per bucket (`refused`) for the
 operator's abuse signals. Limits per scope come from configs/serving.yaml (`rate_limits`).
@@ -38,10 +40,10 @@ class RateLimiter:
     @classmethod
     def of_home(cls, home: Path | None = None) -> RateLimiter:
         """The limiter of TAILOR_HOME's state store with configs/serving.yaml's limits."""
-        from datasets import erasure
+        from datasets.layout import Layout
         from serving.config import ServingConfig
 
-        return cls(erasure.store_path(home), ServingConfig.load().rate_limits)
+        return cls(Layout.of(home).rate_db, ServingConfig.load().rate_limits)
 
     def take(self, key_id: str, scope: str) -> float:
         """Take one token of the key's `scope` bucket: 0.0 when granted, else the seconds until one is there."""

@@ -50,13 +50,13 @@ async def _served(scope: dict, receive, send) -> None:
 
 def test_a_burst_of_500_rank_offers_gets_429_with_retry_after_and_the_limit_refills(tailor_home: Path) -> None:
     """The request that showed it: 500 `rank_offers` in 1.2 s with one read key, all served."""
+    from datasets.layout import Layout
     from serving.auth import create_key
-    from serving.events import store_path
     from serving.http_guard import Guard
     from serving.ratelimit import RateLimiter
 
     clock = _Clock()
-    limiter = RateLimiter(store_path(tailor_home), _limits(rate=50, burst=100), clock=clock)
+    limiter = RateLimiter(Layout(tailor_home).rate_db, _limits(rate=50, burst=100), clock=clock)
     guard = Guard(_served, {"/rank_offers": "read", "/events": "events"}, limiter=limiter)
     hostile, other = create_key("hostile-read", ["read", "events"]), create_key("platform", ["read"])
     answers = []
@@ -80,11 +80,11 @@ def test_a_burst_of_500_rank_offers_gets_429_with_retry_after_and_the_limit_refi
 
 def test_buckets_are_shared_through_the_state_store(tailor_home: Path) -> None:
     """Two limiters on one store (two workers) share one bucket: one transaction per take."""
-    from serving.events import store_path
+    from datasets.layout import Layout
     from serving.ratelimit import RateLimiter
 
     clock = _Clock()
-    a, b = (RateLimiter(store_path(tailor_home), _limits(rate=1, burst=3), clock=clock) for _ in range(2))
+    a, b = (RateLimiter(Layout(tailor_home).rate_db, _limits(rate=1, burst=3), clock=clock) for _ in range(2))
     assert [a.take("k1", "read"), b.take("k1", "read"), a.take("k1", "read")] == [0.0, 0.0, 0.0]
     assert b.take("k1", "read") == 1.0 and a.take("k1", "read") == 1.0
     clock.t += 0.5
