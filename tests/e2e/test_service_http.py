@@ -280,3 +280,31 @@ def test_rank_offers_time_is_bounded_and_the_audit_says_what_was_issued(svc) -> 
     assert row["detail"]["committed"] == round(sum(i["cost"] for i in issued), 6)
     dry = next(x for x in rows if x["action"] == "rank_offers" and not x["detail"]["record"])
     assert dry["detail"]["issued"] == [] and dry["detail"]["committed"] == 0
+
+
+def test_a_burst_from_one_key_gets_429_with_retry_after_and_an_expired_key_401(svc) -> None:
+    """Issue 14, finding 6 and key lifecycle over HTTP: one key's burst beyond its scope's bucket (admin: 10/s,
+    burst 50 in configs/serving.yaml) gets 429 with Retry-After, other keys go on, and the bucket refills; a key
+    past its expiry gets 401."""
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from serving.auth import create_key
+
+    c = svc["client"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TAILOR_HOME", str(svc["home"]))
+        burst = create_key("burst-admin", ["admin"])
+        brief = create_key("brief", ["read"], expires_at=datetime.now(UTC) + timedelta(seconds=3))
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: c.post("/audit", {"limit": 1}, key=burst), range(150)))
+    codes = [r.status_code for r in answers]
+    assert set(codes) == {200, 429} and codes.count(200) >= 50, codes
+    limited = next(r for r in answers if r.status_code == 429)
+    assert limited.json()["error"] == "too many requests" and int(limited.headers["Retry-After"]) >= 1
+    assert c.post("/audit", {"limit": 1}, key="admin").status_code == 200  # another key is not limited
+    assert c.post("/persona", {"member_id": svc["raw_ids"][9]}, key=brief).status_code == 200
+    time.sleep(max(int(limited.headers["Retry-After"]), 3) + 0.5)
+    assert c.post("/audit", {"limit": 1}, key=burst).status_code == 200  # refilled
+    expired = c.post("/persona", {"member_id": svc["raw_ids"][9]}, key=brief)
+    assert expired.status_code == 401 and "expired" in expired.json()["detail"], expired.text
