@@ -421,7 +421,8 @@ def _freeze_heap(thaw: bool = False) -> None:
 
     Otherwise every full collection walks them all, a pause of about half a second at 1M members that
     lands on whatever requests are in flight. `thaw` first releases the previous freeze, so a reloaded
-    snapshot's predecessor can be collected; that one collection is the reload's only pause. Only the
+    snapshot's predecessor can be collected: a pause of the whole process, so `reload` uses `_refreeze` and
+    comes here only when the replaced snapshot is kept alive by a cycle. Only the
     snapshot is frozen: objects of requests in flight must stay collectable (frozen cycles would leak).
     """
     if thaw:
