@@ -71,8 +71,12 @@ def test_unknown_paths_share_one_metrics_label_and_still_route() -> None:
 
             return contextlib.nullcontext()
 
-    for name in ("metrics_last_request_timestamp", "metrics_request_total", "metrics_request_duration",
-                 "metrics_request_in_progress"):  # fmt: skip
+    for name in (
+        "metrics_last_request_timestamp",
+        "metrics_request_total",
+        "metrics_request_duration",
+        "metrics_request_in_progress",
+    ):
         setattr(mw, name, type("M", (), {"labels": staticmethod(lambda **kw: Label(**kw))})())
 
     async def empty() -> dict:
