@@ -57,6 +57,25 @@ def test_features_one_hot_categories_fill_numbers_and_order_segments() -> None:
     assert list(features(rows.drop(columns=["points_balance"])).columns)[:3] == ["history_segment", "recency", "newbie"]
 
 
+def test_history_segments_are_ordered_and_fixed_categories_one_hot() -> None:
+    segments = ["1) $0 - $100", "2) $100 - $200", "3) $200 - $350", "4) $350 - $500", "5) $500 - $750"]
+    segments += ["6) $750 - $1,000", "7) $1,000 +"]
+    rows = pd.DataFrame({"attr_history_segment": segments, "age_band": ["18-24"] * 6 + ["65+"]})
+    rows["attr_channel"] = [1, 2, 3, 1, 2, 3, 1]  # a channel code is a category, not a number
+    x = features(rows)
+    assert x["history_segment"].tolist() == list(range(7))
+    assert list(x.columns) == [
+        "history_segment",
+        "age_band=18-24",
+        "age_band=65+",
+        "channel=1",
+        "channel=2",
+        "channel=3",
+    ]
+    many = pd.DataFrame({"attr_age": np.arange(25.0), "attr_channel": [f"c{i}" for i in range(25)]})
+    assert sum(c.startswith("channel=") for c in features(many).columns) == 25  # no 20-value limit for it
+
+
 def test_a_text_attribute_with_more_than_20_values_is_left_out() -> None:
     n = 21
     rows = pd.DataFrame({"attr_age": np.arange(n, dtype=float), "attr_zip": [f"z{i % 20}" for i in range(n)]})
@@ -140,13 +159,15 @@ def _members(n: int) -> pd.DataFrame:
 def test_load_frame_of_pooled_offers_gives_one_arm_and_group_per_offer() -> None:
     exp = _exposures(["o1", "o1", "o2", "o2", "o1"], [True, False, True, False, False])
     exp.loc[len(exp)] = ["m9", "o3", True, False, 1.0, 1.0]  # not randomized: left out
+    exp.loc[len(exp)] = ["m8", "o3", True, None, 1.0, 1.0]  # randomization unknown: left out
+    exp.loc[len(exp)] = ["m5", "o2", None, True, 0.0, np.nan]  # treatment unknown: control
     frame = load_frame(Tables(exposures=exp, members=_members(10)))
-    assert frame.arm.tolist() == ["o1", CONTROL, "o2", CONTROL, CONTROL]
-    assert frame.group.tolist() == ["o1", "o1", "o2", "o2", "o1"]
-    assert frame.member_id.tolist() == ["m0", "m1", "m2", "m3", "m4"] and frame.source == "fake_source"
+    assert frame.arm.tolist() == ["o1", CONTROL, "o2", CONTROL, CONTROL, CONTROL]
+    assert frame.group.tolist() == ["o1", "o1", "o2", "o2", "o1", "o2"]
+    assert frame.member_id.tolist() == ["m0", "m1", "m2", "m3", "m4", "m5"] and frame.source == "fake_source"
     assert list(frame.outcomes.columns) == ["conversion", "spend"]  # no visit column in the data
-    assert frame.outcomes["spend"].tolist() == [0.0, 5.0, 0.0, 5.0, 0.0]
-    assert frame.outcomes["conversion"].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
+    assert frame.outcomes["spend"].tolist() == [0.0, 5.0, 0.0, 5.0, 0.0, 0.0]
+    assert frame.outcomes["conversion"].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0, 0.0]
     assert list(frame.x.columns) == ["age", "offer=o1", "offer=o2"]
     one = load_frame(Tables(exposures=exp[exp["offer_id"] == "o1"], members=_members(10)))
     assert list(one.x.columns) == ["age"]  # a single offer: no offer column
